@@ -1,0 +1,150 @@
+"""Finding the differentiated argument of a call and building ``x -> loss(x, <other args>)``."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from .exceptions import InvalidArgumentError, InvalidTypeError
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def _underlying(func: Any) -> Any:
+    if isinstance(func, (staticmethod, classmethod)):
+        return func.__func__
+    return func
+
+
+def _describe(func: Any, sig: inspect.Signature) -> str:
+    return f"{getattr(func, '__qualname__', func)!s}{sig}"
+
+
+class Binder:
+    """Resolves ``wrt`` and ``loss`` for one decorated function.
+
+    The signature is computed once. When the function is called as a method (wrapt hands the
+    wrapper an ``instance``), positions in ``wrt`` count after ``self``/``cls``, as the caller
+    sees them.
+    """
+
+    __slots__ = ("_func", "_loss", "_signatures", "loss_name", "wrt")
+
+    def __init__(self, func: Any, wrt: int | str, loss: Callable[..., Any] | str) -> None:
+        self._func = _underlying(func)
+        try:
+            full = inspect.signature(self._func)
+        except (TypeError, ValueError) as exc:
+            raise InvalidTypeError(
+                f"cannot read the signature of {func!r} to find the argument wrt={wrt!r}: {exc}"
+            ) from exc
+        params = list(full.parameters.values())
+        bound = full.replace(parameters=params[1:]) if params else full
+        self._signatures = (full, bound)
+        if isinstance(wrt, bool) or not isinstance(wrt, (int, str)):
+            raise InvalidTypeError(
+                f"wrt must be an argument position (int) or name (str), not {type(wrt).__name__}"
+            )
+        if isinstance(wrt, str):
+            if wrt not in full.parameters:
+                raise InvalidArgumentError(
+                    f"wrt={wrt!r} names no parameter of {_describe(self._func, full)}"
+                )
+            kind = full.parameters[wrt].kind
+            if kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+                raise InvalidArgumentError(f"wrt={wrt!r} names a *args/**kwargs parameter")
+        else:
+            n_pos = sum(p.kind in _POSITIONAL for p in params)
+            if wrt < 0 or wrt >= n_pos:
+                raise InvalidArgumentError(
+                    f"wrt={wrt} is not a positional parameter of {_describe(self._func, full)} "
+                    f"(it has {n_pos})"
+                )
+        self.wrt = wrt
+        if isinstance(loss, str):
+            if not loss.isidentifier():
+                raise InvalidArgumentError(f"loss={loss!r} is not an attribute name")
+        elif not callable(loss):
+            raise InvalidTypeError(
+                f"loss must be a callable or the name of a method, not {type(loss).__name__}"
+            )
+        self._loss = loss
+        self.loss_name = (
+            loss if isinstance(loss, str) else getattr(loss, "__qualname__", repr(loss))
+        )
+
+    def _name(self, sig: inspect.Signature) -> str:
+        if isinstance(self.wrt, str):
+            return self.wrt
+        params = [p for p in sig.parameters.values() if p.kind in _POSITIONAL]
+        if self.wrt >= len(params):
+            raise InvalidArgumentError(
+                f"wrt={self.wrt} is not a positional parameter of "
+                f"{_describe(self._func, sig)} when called as a method"
+            )
+        return params[self.wrt].name
+
+    def bind(
+        self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Any, Callable[[Any], Any]]:
+        """Return the parameter and a function evaluating the loss at another parameter value."""
+        sig = self._signatures[instance is not None]
+        name = self._name(sig)
+        try:
+            ba = sig.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise InvalidArgumentError(
+                f"cannot match the call to {_describe(self._func, sig)}: {exc}"
+            ) from exc
+        ba.apply_defaults()
+        if name not in ba.arguments:
+            raise InvalidArgumentError(f"wrt={self.wrt!r}: the call passed no argument {name!r}")
+        x = ba.arguments[name]
+        loss = self._resolve_loss(instance)
+        call_args = list(ba.args)
+        call_kwargs = dict(ba.kwargs)
+        position = next((k for k, p in enumerate(sig.parameters) if p == name), None)
+        if position is not None and position < len(call_args):
+            before, after = tuple(call_args[:position]), tuple(call_args[position + 1 :])
+
+            def loss_at(point: Any) -> Any:
+                return loss(*before, point, *after, **call_kwargs)
+
+        else:
+
+            def loss_at(point: Any) -> Any:
+                return loss(*call_args, **{**call_kwargs, name: point})
+
+        return x, loss_at
+
+    def _resolve_loss(self, instance: Any) -> Callable[..., Any]:
+        loss = self._loss
+        if isinstance(loss, str):
+            if instance is None:
+                raise InvalidArgumentError(
+                    f"loss={loss!r} names an attribute of the instance, but "
+                    f"{self._func.__qualname__} was called without one (not as a method)"
+                )
+            try:
+                resolved = getattr(instance, loss)
+            except AttributeError as exc:
+                raise InvalidArgumentError(
+                    f"loss={loss!r}: {type(instance).__name__} has no attribute {loss!r}"
+                ) from exc
+            if not callable(resolved):
+                raise InvalidTypeError(
+                    f"loss={loss!r}: {type(instance).__name__}.{loss} is not callable"
+                )
+            return resolved  # type: ignore[no-any-return]
+        if instance is not None and self._same_class_body(loss):
+            # A plain function from the same class body (``loss=loss`` written under the
+            # method) is a method too: bind it like Python would.
+            return loss.__get__(instance, type(instance))  # type: ignore[no-any-return]
+        return loss
+
+    def _same_class_body(self, loss: Any) -> bool:
+        if not inspect.isfunction(loss):
+            return False
+        owner = self._func.__qualname__.rpartition(".")[0]
+        return bool(owner) and loss.__qualname__.rpartition(".")[0] == owner

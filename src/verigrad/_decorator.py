@@ -1,0 +1,339 @@
+"""``@verified_gradient``: a wrapt wrapper that checks a sampled fraction of gradient calls."""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+import math
+import os
+import sys
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import wrapt
+
+from . import _config
+from ._binding import Binder
+from ._config import validate_mode
+from ._policy import Schedule
+from ._reporting import report
+from ._typing import ON_FAILURE, Epsilon, Method, Mode, OnFailure
+from .check import run_check, validate_rtol
+from .estimators import validate_epsilon, validate_method
+from .exceptions import GradientMismatchError, GradientMismatchWarning, InvalidArgumentError
+from .result import CheckResult
+
+__all__ = ["CheckStats", "GradientChecker", "verified_gradient"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: True while this thread or task is inside a check: a loss that calls a decorated gradient
+#: must not start a nested check (that would recurse, and cost 2n checks per check).
+_IN_CHECK: contextvars.ContextVar[bool] = contextvars.ContextVar("verigrad_in_check", default=False)
+_CONTEXT_MODE = _config._CONTEXT_MODE
+_HOLDER = _config._HOLDER
+
+
+@dataclass(frozen=True)
+class CheckStats:
+    """A snapshot of one decorated function's checking so far.
+
+    Attributes:
+        calls: calls made to the decorated function (in every mode).
+        checks: calls that were checked.
+        failures: checks that did not pass.
+        max_relative_error: the largest relative error seen (``inf`` after a non-finite check,
+            0.0 before any check).
+        last_result: the most recent :class:`CheckResult`, or None.
+    """
+
+    calls: int
+    checks: int
+    failures: int
+    max_relative_error: float
+    last_result: CheckResult | None
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """The decorator's options, validated."""
+
+    loss: Callable[..., Any] | str
+    wrt: int | str
+    sample_rate: float
+    every: int | None
+    first: int | None
+    seed: int | None
+    mode: Mode | None
+    on_failure: OnFailure
+    method: Method
+    epsilon: Epsilon
+    rtol: float
+
+
+class GradientChecker:
+    """Per-function state and logic behind ``@verified_gradient``: reached as ``fn.verigrad``.
+
+    Holds the call counter, the sampling schedule, the statistics and the last result. Safe to
+    call from several threads: the counter is atomic, and a lock guards the schedule and the
+    statistics (never the check itself, which runs on private copies).
+    """
+
+    def __init__(self, func: Any, options: CheckOptions) -> None:
+        self.options = options
+        self.function = str(getattr(_binding_target(func), "__qualname__", repr(func)))
+        self._binder = Binder(func, options.wrt, options.loss)
+        self._schedule = Schedule(
+            sample_rate=options.sample_rate,
+            every=options.every,
+            first=options.first,
+            seed=options.seed,
+        )
+        self._lock = threading.Lock()
+        self._mode = options.mode
+        self._reset_counters()
+
+    def _reset_counters(self) -> None:
+        self._calls = itertools.count()
+        self._next_due = self._schedule.next_due
+        self._checks = 0
+        self._failures = 0
+        self._max_error = 0.0
+        self._last: CheckResult | None = None
+
+    # -- the call path ------------------------------------------------------------------------
+
+    def __call__(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        # The hot path: an unchecked call is an atomic count, two lookups and a comparison.
+        i = next(self._calls)
+        mode = _CONTEXT_MODE.get() or self._mode or _HOLDER.settings.mode
+        if mode == "sample":
+            if i < self._next_due:
+                return wrapped(*args, **kwargs)
+        elif mode == "off":
+            return wrapped(*args, **kwargs)
+        return self._maybe_check(i, mode, wrapped, instance, args, kwargs)
+
+    def _maybe_check(
+        self, i: int, mode: str, wrapped: Any, instance: Any, args: Any, kwargs: Any
+    ) -> Any:
+        gradient = wrapped(*args, **kwargs)
+        if _IN_CHECK.get():
+            return gradient
+        if mode == "debug":
+            trigger: str | None = "debug"
+        else:
+            with self._lock:
+                trigger = self._schedule.take(i)
+                self._next_due = self._schedule.next_due
+        if trigger is None:
+            return gradient
+        result = self._check(i, instance, args, kwargs, gradient)
+        report(result, trigger=trigger)
+        if not result.passed:
+            self._fail(result)
+        return gradient
+
+    def _check(self, i: int, instance: Any, args: Any, kwargs: Any, gradient: Any) -> CheckResult:
+        x, loss_at = self._binder.bind(instance, tuple(args), dict(kwargs))
+        token = _IN_CHECK.set(True)
+        try:
+            result = run_check(
+                loss_at,
+                x,
+                gradient,
+                method=self.options.method,
+                epsilon=self.options.epsilon,
+                rtol=self.options.rtol,
+                loss_name=f"loss {self._binder.loss_name}",
+                function=self.function,
+                call_index=i,
+            )
+        finally:
+            _IN_CHECK.reset(token)
+        with self._lock:
+            self._checks += 1
+            if not result.passed:
+                self._failures += 1
+            err = result.relative_error
+            if err > self._max_error or math.isnan(err):
+                self._max_error = err
+            self._last = result
+        return result
+
+    def _fail(self, result: CheckResult) -> None:
+        action = self.options.on_failure
+        if action == "raise":
+            raise GradientMismatchError(result)
+        if action == "warn":
+            warnings.warn(GradientMismatchWarning(result), stacklevel=_user_stacklevel())
+
+    # -- the public face ----------------------------------------------------------------------
+
+    @property
+    def stats(self) -> CheckStats:
+        """Counts so far, the largest relative error and the last result."""
+        with self._lock:
+            return CheckStats(
+                calls=_peek(self._calls),
+                checks=self._checks,
+                failures=self._failures,
+                max_relative_error=self._max_error,
+                last_result=self._last,
+            )
+
+    @property
+    def last_result(self) -> CheckResult | None:
+        """The most recent check's result, or None before the first check."""
+        return self._last
+
+    @property
+    def mode(self) -> Mode:
+        """The mode this function would use for a call made now."""
+        return _config.current_mode(self._mode)
+
+    def reset(self) -> None:
+        """Forget all calls and statistics, and restart the sampling schedule from its seed."""
+        with self._lock:
+            self._schedule.reset()
+            self._reset_counters()
+
+    def __repr__(self) -> str:
+        s = self.stats
+        return (
+            f"<GradientChecker {self.function}: {s.calls} calls, {s.checks} checks, "
+            f"{s.failures} failures>"
+        )
+
+
+def _peek(counter: itertools.count[int]) -> int:
+    # itertools.count has no public accessor for its next value, but its repr is "count(N)";
+    # reading it keeps the hot path a single atomic next() with no lock.
+    return int(repr(counter)[6:-1])
+
+
+def _binding_target(func: Any) -> Any:
+    if isinstance(func, (staticmethod, classmethod)):
+        return func.__func__
+    return func
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_WRAPT_DIR = os.path.dirname(os.path.abspath(wrapt.__file__))
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning point at the user's line, not at verigrad's."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None:
+        filename = os.path.abspath(frame.f_code.co_filename)
+        if not (filename.startswith(_PACKAGE_DIR) or filename.startswith(_WRAPT_DIR)):
+            return level
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
+
+
+class _BoundCheckedFunction(wrapt.BoundFunctionWrapper):  # type: ignore[misc,type-arg,unused-ignore]
+    @property
+    def verigrad(self) -> GradientChecker:
+        """The :class:`GradientChecker` of the decorated function."""
+        return self._self_parent._self_checker  # type: ignore[no-any-return]
+
+
+class _CheckedFunction(wrapt.FunctionWrapper):  # type: ignore[misc,type-arg,unused-ignore]
+    __bound_function_wrapper__ = _BoundCheckedFunction
+
+    def __init__(self, wrapped: Any, checker: GradientChecker) -> None:
+        super().__init__(wrapped, checker)
+        self._self_checker = checker
+
+    @property
+    def verigrad(self) -> GradientChecker:
+        """The :class:`GradientChecker` of the decorated function."""
+        return self._self_checker
+
+
+def verified_gradient(
+    *,
+    loss: Callable[..., Any] | str,
+    wrt: int | str = 0,
+    sample_rate: float = 0.01,
+    every: int | None = None,
+    first: int | None = 1,
+    seed: int | None = None,
+    mode: Mode | None = None,
+    on_failure: OnFailure = "raise",
+    method: Method = "central",
+    epsilon: Epsilon = "auto",
+    rtol: float = 1e-5,
+) -> Callable[[F], F]:
+    """Check a hand-written gradient function against finite differences of its loss.
+
+    The decorated function is called as usual and its return value is returned unchanged (the
+    same object). On the calls the schedule selects, the gradient is compared with the
+    numerical gradient of ``loss`` at the same point; each check is logged as a structlog
+    ``gradient_check`` event on the ``"verigrad"`` logger, and a failed check is handled as
+    ``on_failure`` says.
+
+    Args:
+        loss: the loss the gradient belongs to, called with the same arguments as the gradient
+            function (the differentiated one replaced by the perturbed point). For a method,
+            the name of the instance's loss method (``loss="loss"``) or a function from the
+            same class body.
+        wrt: the differentiated argument: a position (0 is the first argument after
+            ``self``/``cls``) or a parameter name.
+        sample_rate: probability of checking any one call (default 0.01), from the decorator's
+            own generator.
+        every: also check every ``every``-th call.
+        first: also check the first ``first`` calls (default 1: bugs often show at once).
+        seed: seed of the sampling generator, for reproducible schedules.
+        mode: this function's own mode (``"off"``, ``"sample"``, ``"debug"``); None follows
+            :func:`verigrad.configure` and ``VERIGRAD_MODE``. A :func:`verigrad.debug` block
+            overrides it.
+        on_failure: ``"raise"`` :class:`GradientMismatchError`, ``"warn"`` with
+            :class:`GradientMismatchWarning`, or ``"log"`` only.
+        method: finite-difference scheme: ``"central"``, ``"forward"``, ``"backward"``.
+        epsilon: a fixed absolute step, or ``"auto"`` (scaled to each coordinate).
+        rtol: the largest relative error that passes.
+
+    Returns:
+        A decorator for functions, methods, classmethods and staticmethods. The decorated
+        function keeps its name, signature and ``__wrapped__``, and exposes its
+        :class:`GradientChecker` as ``.verigrad`` (statistics in ``.verigrad.stats``).
+
+    Raises:
+        InvalidArgumentError, InvalidTypeError: at decoration time, for a bad option or a
+            ``wrt`` that names no parameter.
+    """
+    if on_failure not in ON_FAILURE:
+        raise InvalidArgumentError(
+            f"on_failure={on_failure!r}; choose one of {', '.join(map(repr, ON_FAILURE))}"
+        )
+    options = CheckOptions(
+        loss=loss,
+        wrt=wrt,
+        sample_rate=sample_rate,
+        every=every,
+        first=first,
+        seed=seed,
+        mode=None if mode is None else validate_mode(mode),
+        on_failure=on_failure,
+        method=validate_method(method),
+        epsilon=validate_epsilon(epsilon),
+        rtol=validate_rtol(rtol),
+    )
+
+    def decorate(func: F) -> F:
+        if not callable(func) and not isinstance(func, (staticmethod, classmethod)):
+            raise InvalidArgumentError(
+                f"@verified_gradient decorates functions, not {type(func).__name__}"
+            )
+        checker = GradientChecker(func, options)
+        return _CheckedFunction(func, checker)  # type: ignore[return-value]
+
+    return decorate

@@ -1,0 +1,29 @@
+"""The one structlog event per check. Never configures structlog or logging.
+
+Passing checks are logged at *info*: a check is a rare, sampled and comparatively costly event
+the user asked for, and seeing that it ran (and its relative error) is the point of leaving it
+on. Failures are logged at *error*, before the decorator raises or warns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from .result import CheckResult
+
+EVENT = "gradient_check"
+LOGGER_NAME = "verigrad"
+
+_logger: Any = structlog.get_logger(LOGGER_NAME)
+
+
+def report(result: CheckResult, **context: Any) -> None:
+    """Log ``result`` as one ``gradient_check`` event with ``context`` added."""
+    fields = result.to_event()
+    fields.update(context)
+    if result.passed:
+        _logger.info(EVENT, **fields)
+    else:
+        _logger.error(EVENT, **fields)

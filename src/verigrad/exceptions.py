@@ -1,0 +1,60 @@
+"""Exceptions and warnings raised by verigrad.
+
+Every exception derives from :class:`VerigradError` and from the builtin it means, so
+``except AssertionError`` (pytest), ``except ValueError`` and ``except TypeError`` keep working.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .result import CheckResult
+
+__all__ = [
+    "GradientMismatchError",
+    "GradientMismatchWarning",
+    "InvalidArgumentError",
+    "InvalidTypeError",
+    "VerigradError",
+    "VerigradWarning",
+]
+
+
+class VerigradError(Exception):
+    """Root of every exception verigrad raises."""
+
+
+class InvalidArgumentError(VerigradError, ValueError):
+    """An argument has the right type but a wrong value: a shape, a range, an unknown option."""
+
+
+class InvalidTypeError(VerigradError, TypeError):
+    """An argument, or a value returned by a user function, has a type verigrad cannot check."""
+
+
+class GradientMismatchError(VerigradError, AssertionError):
+    """A gradient check failed: the analytical gradient disagrees with the numerical one.
+
+    Also raised for the verdict ``"nonfinite"``: a NaN or inf never passes a check.
+    The full :class:`~verigrad.CheckResult` is available as :attr:`result`.
+    """
+
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(result.summary())
+        self.result = result
+
+    def __reduce__(self) -> tuple[type[GradientMismatchError], tuple[CheckResult]]:
+        return (type(self), (self.result,))
+
+
+class VerigradWarning(UserWarning):
+    """Root of every warning verigrad emits."""
+
+
+class GradientMismatchWarning(VerigradWarning):
+    """A failed check reported with ``on_failure="warn"``; :attr:`result` holds the details."""
+
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(result.summary())
+        self.result = result

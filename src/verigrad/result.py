@@ -1,0 +1,224 @@
+"""The record of one gradient check, and its two renderings: for a person and for a log."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._typing import Epsilon, FloatArray, Method, Verdict
+from .compare import Coordinate, scale_factor
+
+__all__ = ["CheckResult"]
+
+
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+class CheckResult:
+    """The outcome of one gradient check. Immutable; its arrays are read-only.
+
+    Attributes:
+        passed: True only for the verdict ``"pass"``.
+        verdict: ``"pass"``, ``"mismatch"`` (the relative error exceeds the threshold) or
+            ``"nonfinite"`` (a NaN or inf in the parameter, the loss or either gradient).
+        relative_error: ``||n - a|| / (||n|| + ||a||)``; ``inf`` for ``"nonfinite"``.
+        threshold: the ``rtol`` the relative error was compared with.
+        numerical: the finite-difference gradient (float64, shaped like the parameter).
+        analytical: the gradient under test (float64 copy, shaped like the parameter).
+        max_abs_error: the largest ``|analytical_i - numerical_i|``.
+        worst: the coordinates with the largest discrepancy, largest first.
+        method: the difference scheme used.
+        epsilon: the step setting asked for (a number, or ``"auto"``).
+        steps: the step taken along each coordinate.
+        n_evals: loss evaluations spent, including the one at the point itself.
+        duration_s: wall time of the check in seconds.
+        shape: the parameter's shape.
+        dtype: the parameter's dtype as given (the check itself runs in float64).
+        n_mismatched: how many coordinates alone exceed the threshold (see :func:`judge`).
+        where: for ``"nonfinite"``, where the NaN or inf appeared.
+        loss_value: the loss at the point, if it was evaluated.
+        function: the qualified name of the checked gradient function, when known.
+        call_index: which call of a decorated function this was (0-based), when known.
+    """
+
+    passed: bool
+    verdict: Verdict
+    relative_error: float
+    threshold: float
+    numerical: FloatArray
+    analytical: FloatArray
+    max_abs_error: float
+    worst: tuple[Coordinate, ...]
+    method: Method
+    epsilon: Epsilon
+    steps: FloatArray
+    n_evals: int
+    duration_s: float
+    shape: tuple[int, ...]
+    dtype: str = "float64"
+    n_mismatched: int = 0
+    where: str | None = None
+    loss_value: float | None = None
+    function: str | None = None
+    call_index: int | None = None
+
+    def __post_init__(self) -> None:
+        for arr in (self.numerical, self.analytical, self.steps):
+            arr.setflags(write=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"CheckResult(verdict={self.verdict!r}, relative_error={self.relative_error:.3g}, "
+            f"threshold={self.threshold:g}, shape={self.shape}, method={self.method!r}, "
+            f"n_evals={self.n_evals})"
+        )
+
+    @property
+    def size(self) -> int:
+        """Number of coordinates of the parameter."""
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    # -- for people ---------------------------------------------------------------------------
+
+    def summary(self) -> str:
+        """A multi-line report for a person debugging the gradient."""
+        who = f" for {self.function}" if self.function else ""
+        if self.call_index is not None:
+            who += f" (call {self.call_index})"
+        if self.passed:
+            head = f"gradient check passed{who}"
+        else:
+            head = f"gradient check FAILED{who}: verdict {self.verdict!r}"
+        cmp = "<=" if self.relative_error <= self.threshold else ">"
+        lines = [
+            head,
+            f"  relative error {self.relative_error:.3e} {cmp} threshold {self.threshold:.1e}",
+            f"  parameter shape {self.shape} ({self.dtype}), "
+            f"gradient shape {self.analytical.shape}",
+            f"  method {self.method}, {self._step_text()}, "
+            f"{self.n_evals} loss evaluations in {_duration(self.duration_s)}",
+        ]
+        if self.where:
+            lines.append(f"  {self.where}")
+        if self.worst:
+            if self.verdict == "mismatch":
+                lines.append(
+                    f"  {self.n_mismatched} of {self.size} coordinates disagree; worst first:"
+                )
+            else:
+                lines.append(f"  largest discrepancies of {self.size} coordinates:")
+            lines.extend("    " + row for row in self._table())
+        hint = self.hint()
+        if hint:
+            lines.append(f"  hint: {hint}")
+        return "\n".join(lines)
+
+    def _step_text(self) -> str:
+        if self.steps.size == 0:
+            return f"step {self.epsilon}"
+        lo, hi = float(self.steps.min()), float(self.steps.max())
+        span = f"{lo:.3g}" if math.isclose(lo, hi, rel_tol=1e-3) else f"{lo:.3g} .. {hi:.3g}"
+        return f"step {span} (auto)" if self.epsilon == "auto" else f"step {span}"
+
+    def _table(self) -> list[str]:
+        rows = [("index", "analytical", "numerical", "difference", "ratio")]
+        for c in self.worst:
+            ratio = (
+                c.analytical / c.numerical
+                if c.numerical != 0 and math.isfinite(c.numerical)
+                else math.nan
+            )
+            rows.append(
+                (
+                    str(c.index) if len(c.index) != 1 else f"[{c.index[0]}]",
+                    f"{c.analytical:.6e}",
+                    f"{c.numerical:.6e}",
+                    f"{c.difference:.3e}",
+                    "-" if math.isnan(ratio) else f"{ratio:.4g}",
+                )
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        return [
+            "  ".join(
+                cell.rjust(w) if i else cell.ljust(w)
+                for i, (cell, w) in enumerate(zip(r, widths, strict=True))
+            )
+            for r in rows
+        ]
+
+    def hint(self) -> str | None:
+        """A one-line guess at the kind of bug, or None when nothing stands out."""
+        if self.verdict == "nonfinite":
+            return (
+                "a NaN or inf never passes a check: look for log(0), 0/0, overflow "
+                "or an unset value"
+            )
+        if self.verdict != "mismatch":
+            return None
+        if not np.any(self.analytical):
+            return (
+                "the analytical gradient is all zeros: a missing term or a gradient never filled in"
+            )
+        fit = scale_factor(self.numerical, self.analytical)
+        if fit is not None:
+            c, residual = fit
+            if residual <= self.threshold:
+                return _scale_hint(c)
+        if self.size > 1 and 0 < self.n_mismatched <= max(1, self.size // 10):
+            where = ", ".join(str(list(c.index)) for c in self.worst[: self.n_mismatched])
+            more = " ..." if self.n_mismatched > len(self.worst) else ""
+            return (
+                f"only {self.n_mismatched} of {self.size} coordinates disagree ({where}{more}): "
+                "look at the code that computes those entries"
+            )
+        return None
+
+    # -- for logs -----------------------------------------------------------------------------
+
+    def to_event(self) -> dict[str, Any]:
+        """The check as flat key/value pairs for a structured log event (no whole arrays)."""
+        event: dict[str, Any] = {
+            "verdict": self.verdict,
+            "passed": self.passed,
+            "relative_error": self.relative_error,
+            "threshold": self.threshold,
+            "method": self.method,
+            "epsilon": self.epsilon,
+            "n_evals": self.n_evals,
+            "duration_s": round(self.duration_s, 6),
+            "shape": list(self.shape),
+            "max_abs_error": self.max_abs_error,
+            "n_mismatched": self.n_mismatched,
+        }
+        if self.worst:
+            w = self.worst[0]
+            event["worst_index"] = list(w.index)
+            event["worst_analytical"] = w.analytical
+            event["worst_numerical"] = w.numerical
+        if self.where:
+            event["where"] = self.where
+        if self.function is not None:
+            event["function"] = self.function
+        if self.call_index is not None:
+            event["call_index"] = self.call_index
+        return event
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} us"
+    if seconds < 1.0:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds:.2f} s"
+
+
+def _scale_hint(c: float) -> str:
+    scaled = f"analytical = {c:.4g} x numerical in every coordinate"
+    if abs(c + 1.0) < 1e-3:
+        return f"{scaled}: a flipped sign"
+    sign = "a flipped sign and " if c < 0 else ""
+    factor = abs(c)
+    if factor < 1.0:
+        return f"{scaled}: {sign}a missing factor of {1.0 / factor:.4g}"
+    return f"{scaled}: {sign}an extra factor of {factor:.4g}"
