@@ -33,7 +33,9 @@ def softmax_grad(W: np.ndarray, X: np.ndarray, labels: np.ndarray, reg: float) -
     return X.T @ probs / len(labels) + reg * W
 
 
-def make_data(n: int = 300, d: int = 10, c: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def make_data(
+    n: int = 300, d: int = 10, c: int = 4, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian blobs, one per class, in d dimensions."""
     rng = np.random.default_rng(seed)
     centers = rng.normal(scale=2.0, size=(c, d))
