@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,12 @@ def _real_array(value: Any, name: str, what: str) -> np.ndarray:
             f"{name} has complex dtype {arr.dtype}; verigrad checks gradients of real parameters"
         )
     if kind == "O":
+        # astype would parse numeric strings ("1.5") and turn True into 1.0: refuse both.
+        odd = next((v for v in arr.flat if isinstance(v, (str, bytes, bool, np.bool_))), None)
+        if odd is not None:
+            raise InvalidTypeError(
+                f"{name} holds a {type(odd).__name__} ({odd!r}); {what} must hold real numbers"
+            )
         try:
             return arr.astype(np.float64)
         except (TypeError, ValueError) as exc:
@@ -81,7 +88,10 @@ def loss_value(value: Any, name: str = "loss") -> float:
     if isinstance(value, (bool, np.bool_)):
         raise InvalidTypeError(f"{name} returned a bool ({value}); it must return a real number")
     if isinstance(value, (int, float)):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond float range: as good as infinite
+            return math.inf if value > 0 else -math.inf
     if value is None:
         raise InvalidTypeError(
             f"{name} returned None; it must return a real number (missing return?)"

@@ -104,7 +104,11 @@ class Binder:
         loss = self._resolve_loss(instance)
         call_args = list(ba.args)
         call_kwargs = dict(ba.kwargs)
-        position = next((k for k, p in enumerate(sig.parameters) if p == name), None)
+        # Only a positional parameter sits in ``ba.args`` at its index in the signature; a
+        # keyword-only one after ``*args`` must be replaced by name, not by position.
+        position = (
+            list(sig.parameters).index(name) if sig.parameters[name].kind in _POSITIONAL else None
+        )
         if position is not None and position < len(call_args):
             before, after = tuple(call_args[:position]), tuple(call_args[position + 1 :])
 

@@ -108,10 +108,15 @@ class GradientChecker:
 
     def __call__(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         # The hot path: an unchecked call is an atomic count, two lookups and a comparison.
+        # ``_next_due`` is read *before* the index is taken: every value it ever holds is the
+        # first due index at or after some index already handed out, so it cannot lie past a
+        # due index handed out later. Read after, another thread's ``take`` could have moved it
+        # past this call's index in between, and a ``first``/``every`` check would be lost.
+        due = self._next_due
         i = next(self._calls)
         mode = _CONTEXT_MODE.get() or self._mode or _HOLDER.settings.mode
         if mode == "sample":
-            if i < self._next_due:
+            if i < due:
                 return wrapped(*args, **kwargs)
         elif mode == "off":
             return wrapped(*args, **kwargs)
@@ -221,17 +226,22 @@ def _binding_target(func: Any) -> Any:
     return func
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-_WRAPT_DIR = os.path.dirname(os.path.abspath(wrapt.__file__))
+#: Directories whose frames a warning skips to reach the user's line: verigrad's and wrapt's.
+_INTERNAL_DIRS: tuple[str, ...] = (
+    os.path.dirname(os.path.abspath(__file__)),
+    os.path.dirname(os.path.abspath(wrapt.__file__)),
+)
 
 
 def _user_stacklevel() -> int:
     """The ``stacklevel`` that makes a warning point at the user's line, not at verigrad's."""
+    # With a trailing separator: a sibling directory like ``verigrad_plugins/`` is user code.
+    internal = tuple(os.path.join(d, "") for d in _INTERNAL_DIRS)
     frame = sys._getframe(1)
     level = 1
     while frame is not None:
         filename = os.path.abspath(frame.f_code.co_filename)
-        if not (filename.startswith(_PACKAGE_DIR) or filename.startswith(_WRAPT_DIR)):
+        if not filename.startswith(internal):
             return level
         frame = frame.f_back  # type: ignore[assignment]
         level += 1

@@ -71,7 +71,8 @@ class Schedule:
     def reset(self) -> None:
         """Start over as if no call had been made (the generator is re-seeded too)."""
         self._rng = np.random.default_rng(self.seed)
-        self.next_sample = self._gap() - 1
+        gap = self._gap()
+        self.next_sample = NEVER if gap == NEVER else gap - 1
         self.next_due = self._next_due_from(0)
 
     def _gap(self) -> int:

@@ -11,7 +11,7 @@ import numpy as np
 
 from ._arrays import gradient_array, loss_value, working_copy
 from ._typing import ArrayLike, Epsilon, FloatArray, Method
-from .compare import judge
+from .compare import GRAD_LABEL, _nonfinite_where, judge
 from .estimators import (
     coordinate_differences,
     step_sizes,
@@ -63,6 +63,9 @@ def run_check(
         numerical: FloatArray, n_evals: int, f0: float | None, where: str | None
     ) -> CheckResult:
         j = judge(numerical, grad, rtol)
+        if where:
+            # The numerical gradient was never computed: do not blame "the loss near x" for it.
+            where = "; ".join(w for w in (where, _nonfinite_where(grad, GRAD_LABEL)) if w)
         return CheckResult(
             passed=j.verdict == "pass" and where is None,
             verdict="nonfinite" if where else j.verdict,
@@ -80,7 +83,7 @@ def run_check(
             shape=work.shape,
             dtype=dtype,
             n_mismatched=j.n_mismatched,
-            where="; ".join(w for w in (where, j.where) if w) or None,
+            where=where or j.where,
             loss_value=f0,
             function=function,
             call_index=call_index,

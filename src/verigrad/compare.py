@@ -50,6 +50,10 @@ def relative_error(numerical: ArrayLike, analytical: ArrayLike) -> float:
     return _relative_error(n, a)
 
 
+def _largest_magnitude(n: FloatArray, a: FloatArray) -> float:
+    return max(float(np.max(np.abs(n))), float(np.max(np.abs(a))))
+
+
 def _relative_error(n: FloatArray, a: FloatArray) -> float:
     if not (np.isfinite(n).all() and np.isfinite(a).all()):
         return math.inf
@@ -57,7 +61,7 @@ def _relative_error(n: FloatArray, a: FloatArray) -> float:
         return 0.0
     # The ratio is invariant to a common scale; dividing by the largest magnitude first keeps
     # the norms from overflowing for huge gradients and from underflowing for tiny ones.
-    scale = max(float(np.max(np.abs(n))), float(np.max(np.abs(a))))
+    scale = _largest_magnitude(n, a)
     if scale == 0.0:
         return 0.0
     n = n / scale
@@ -110,6 +114,9 @@ class Judgement:
     where: str | None
 
 
+GRAD_LABEL = "the analytical gradient"
+
+
 def _nonfinite_where(values: FloatArray, label: str, limit: int = 3) -> str | None:
     bad = ~np.isfinite(values)
     if not bad.any():
@@ -136,7 +143,7 @@ def judge(numerical: FloatArray, analytical: FloatArray, rtol: float, k: int = 5
     worst = worst_coordinates(numerical, analytical, k)
     diff = _abs_difference(numerical, analytical)
     max_abs = float(diff.max()) if diff.size else 0.0
-    where = _nonfinite_where(analytical, "the analytical gradient")
+    where = _nonfinite_where(analytical, GRAD_LABEL)
     where_n = _nonfinite_where(numerical, "the numerical gradient (the loss near x)")
     if where or where_n:
         return Judgement(
@@ -148,8 +155,13 @@ def judge(numerical: FloatArray, analytical: FloatArray, rtol: float, k: int = 5
             "; ".join(w for w in (where, where_n) if w),
         )
     rel = _relative_error(numerical, analytical)
-    norms = float(np.linalg.norm(numerical) + np.linalg.norm(analytical))
-    n_bad = int(np.count_nonzero(diff > rtol * norms)) if rel > rtol else 0
+    n_bad = 0
+    if rel > rtol:
+        # In units of the largest magnitude, as in _relative_error: the norms of huge gradients
+        # must not overflow (to inf, counting nothing) nor those of tiny ones underflow (to 0).
+        scale = _largest_magnitude(numerical, analytical)
+        norms = float(np.linalg.norm(numerical / scale) + np.linalg.norm(analytical / scale))
+        n_bad = int(np.count_nonzero(diff / scale > rtol * norms))
     return Judgement("pass" if rel <= rtol else "mismatch", rel, max_abs, worst, n_bad, None)
 
 
@@ -159,8 +171,15 @@ def scale_factor(numerical: FloatArray, analytical: FloatArray) -> tuple[float, 
     Returns None when the numerical gradient is zero. A residual near 0 with ``c`` far from 1
     is the signature of a flipped sign (``c = -1``) or a missing constant factor.
     """
-    nn = float(np.dot(numerical.reshape(-1), numerical.reshape(-1)))
-    if nn == 0.0 or not np.isfinite(nn):
+    if numerical.size == 0 or not (np.isfinite(numerical).all() and np.isfinite(analytical).all()):
         return None
-    c = float(np.dot(analytical.reshape(-1), numerical.reshape(-1))) / nn
-    return c, _relative_error(c * numerical, analytical)
+    # Fit in units of the largest magnitude so that the dot products cannot overflow.
+    scale = _largest_magnitude(numerical, analytical)
+    if scale == 0.0:
+        return None
+    n, a = numerical.reshape(-1) / scale, analytical.reshape(-1) / scale
+    nn = float(np.dot(n, n))
+    if nn == 0.0:
+        return None
+    c = float(np.dot(a, n)) / nn
+    return c, _relative_error(c * n, a)

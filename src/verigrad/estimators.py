@@ -111,7 +111,7 @@ def coordinate_differences(
     floating point, so the representation error of ``x_i + h`` does not enter the estimate.
     """
     flat = x.reshape(-1)
-    if not np.shares_memory(flat, x):  # pragma: no cover - x is always C-contiguous here
+    if not x.flags.c_contiguous:  # pragma: no cover - x is always C-contiguous here
         raise AssertionError("working copy must be contiguous")
     n = flat.size
     if method != "central" and f0 is None:
@@ -252,11 +252,18 @@ def directional_derivative(
     if d_max == 0.0:
         return 0.0
     if epsilon == "auto":
+        # Step along d / max|d| and scale back: h / max|d| would overflow for a tiny d.
         x_max = float(np.max(np.abs(work))) if work.size else 0.0
-        h = CENTRAL_STEP * max(x_max, 1.0) / d_max
+        h, unit, length = CENTRAL_STEP * max(x_max, 1.0), direction / d_max, d_max
     else:
-        h = float(epsilon)
+        h, unit, length = float(epsilon), direction, 1.0
+    plus, minus = work + h * unit, work - h * unit
+    if np.array_equal(plus, minus):
+        raise InvalidArgumentError(
+            f"epsilon={h:g} is too small to move x along d: x + epsilon * d == x in float64; "
+            "use epsilon='auto', which scales the step to the parameter"
+        )
     g = scalar_function(f, "f")
-    fp = g(work + h * direction)
-    fm = g(work - h * direction)
-    return float((fp - fm) / (2.0 * h))
+    fp = g(plus)
+    fm = g(minus)
+    return float((fp - fm) / (2.0 * h)) * length
