@@ -148,7 +148,7 @@ class TestConfigure:
         vg.configure(mode="off")
         grad(W)
         assert grad.verigrad.stats.checks == 1
-        assert grad.verigrad.stats.calls == 2
+        assert grad.verigrad.stats.calls == 1  # "off" calls through and counts nothing
 
 
 class TestCurrentMode:

@@ -29,7 +29,7 @@ class Binder:
     sees them.
     """
 
-    __slots__ = ("_func", "_loss", "_signatures", "loss_name", "wrt")
+    __slots__ = ("_func", "_loss", "_signatures", "_unbound_method", "loss_name", "wrt")
 
     def __init__(self, func: Any, wrt: int | str, loss: Callable[..., Any] | str) -> None:
         self._func = _underlying(func)
@@ -42,6 +42,18 @@ class Binder:
         params = list(full.parameters.values())
         bound = full.replace(parameters=params[1:]) if params else full
         self._signatures = (full, bound)
+        # From Python 3.13 on, ``classmethod`` no longer calls the wrapper's ``__get__``: a
+        # ``@classmethod`` written above ``@verified_gradient`` reaches us with no instance and
+        # ``cls`` as the first argument. A function from a class body whose first parameter is
+        # ``self``/``cls``, called without an instance, is such a call.
+        owner = getattr(self._func, "__qualname__", "").rpartition(".")[0]
+        self._unbound_method = (
+            bool(owner)
+            and not owner.endswith("<locals>")
+            and bool(params)
+            and params[0].name in ("self", "cls")
+            and params[0].kind in _POSITIONAL
+        )
         if isinstance(wrt, bool) or not isinstance(wrt, (int, str)):
             raise InvalidTypeError(
                 f"wrt must be an argument position (int) or name (str), not {type(wrt).__name__}"
@@ -89,6 +101,8 @@ class Binder:
         self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[Any, Callable[[Any], Any]]:
         """Return the parameter and a function evaluating the loss at another parameter value."""
+        if instance is None and self._unbound_method and args:
+            instance, args = args[0], args[1:]
         sig = self._signatures[instance is not None]
         name = self._name(sig)
         try:

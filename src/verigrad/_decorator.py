@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import itertools
 import math
 import os
@@ -30,9 +29,9 @@ __all__ = ["CheckStats", "GradientChecker", "verified_gradient"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: True while this thread or task is inside a check: a loss that calls a decorated gradient
-#: must not start a nested check (that would recurse, and cost 2n checks per check).
-_IN_CHECK: contextvars.ContextVar[bool] = contextvars.ContextVar("verigrad_in_check", default=False)
+#: The context's forced mode: "debug" inside ``debug()``, and "off" while this thread or task
+#: runs a check, so that a loss calling a decorated gradient neither starts a nested check
+#: (that would recurse, and cost 2n checks per check) nor counts as a call.
 _CONTEXT_MODE = _config._CONTEXT_MODE
 _HOLDER = _config._HOLDER
 
@@ -42,7 +41,9 @@ class CheckStats:
     """A snapshot of one decorated function's checking so far.
 
     Attributes:
-        calls: calls made to the decorated function (in every mode).
+        calls: calls made to the decorated function with checking on (modes "sample" and
+            "debug"); calls in mode "off", and calls a loss makes during a check, are not
+            counted.
         checks: calls that were checked.
         failures: checks that did not pass.
         max_relative_error: the largest relative error seen (``inf`` after a non-finite check,
@@ -107,18 +108,17 @@ class GradientChecker:
     # -- the call path ------------------------------------------------------------------------
 
     def __call__(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        # The hot path: an unchecked call is an atomic count, two lookups and a comparison.
+        # The hot path: an unchecked call is two lookups, an atomic count and a comparison.
+        mode = _CONTEXT_MODE.get() or self._mode or _HOLDER.settings.mode
+        if mode == "off":
+            return wrapped(*args, **kwargs)
         # ``_next_due`` is read *before* the index is taken: every value it ever holds is the
         # first due index at or after some index already handed out, so it cannot lie past a
         # due index handed out later. Read after, another thread's ``take`` could have moved it
         # past this call's index in between, and a ``first``/``every`` check would be lost.
         due = self._next_due
         i = next(self._calls)
-        mode = _CONTEXT_MODE.get() or self._mode or _HOLDER.settings.mode
-        if mode == "sample":
-            if i < due:
-                return wrapped(*args, **kwargs)
-        elif mode == "off":
+        if mode == "sample" and i < due:
             return wrapped(*args, **kwargs)
         return self._maybe_check(i, mode, wrapped, instance, args, kwargs)
 
@@ -126,8 +126,6 @@ class GradientChecker:
         self, i: int, mode: str, wrapped: Any, instance: Any, args: Any, kwargs: Any
     ) -> Any:
         gradient = wrapped(*args, **kwargs)
-        if _IN_CHECK.get():
-            return gradient
         if mode == "debug":
             trigger: str | None = "debug"
         else:
@@ -144,7 +142,7 @@ class GradientChecker:
 
     def _check(self, i: int, instance: Any, args: Any, kwargs: Any, gradient: Any) -> CheckResult:
         x, loss_at = self._binder.bind(instance, tuple(args), dict(kwargs))
-        token = _IN_CHECK.set(True)
+        token = _CONTEXT_MODE.set("off")
         try:
             result = run_check(
                 loss_at,
@@ -158,7 +156,7 @@ class GradientChecker:
                 call_index=i,
             )
         finally:
-            _IN_CHECK.reset(token)
+            _CONTEXT_MODE.reset(token)
         with self._lock:
             self._checks += 1
             if not result.passed:
