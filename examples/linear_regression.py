@@ -48,7 +48,7 @@ if __name__ == "__main__":
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="%H:%M:%S"),
-            structlog.dev.ConsoleRenderer(colors=False),
+            structlog.dev.ConsoleRenderer(colors=False, sort_keys=False),
         ]
     )
     train()

@@ -178,7 +178,13 @@ class CheckResult:
 
     def to_event(self) -> dict[str, Any]:
         """The check as flat key/value pairs for a structured log event (no whole arrays)."""
-        event: dict[str, Any] = {
+        # Who and what first: renderers that keep insertion order show these at a glance.
+        event: dict[str, Any] = {}
+        if self.function is not None:
+            event["function"] = self.function
+        if self.call_index is not None:
+            event["call_index"] = self.call_index
+        event |= {
             "verdict": self.verdict,
             "passed": self.passed,
             "relative_error": self.relative_error,
@@ -198,10 +204,6 @@ class CheckResult:
             event["worst_numerical"] = w.numerical
         if self.where:
             event["where"] = self.where
-        if self.function is not None:
-            event["function"] = self.function
-        if self.call_index is not None:
-            event["call_index"] = self.call_index
         return event
 
 
