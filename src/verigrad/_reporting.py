@@ -22,7 +22,7 @@ _logger: Any = structlog.get_logger(LOGGER_NAME)
 def report(result: CheckResult, **context: Any) -> None:
     """Log ``result`` as one ``gradient_check`` event with ``context`` added."""
     fields = result.to_event()
-    head = {k: fields.pop(k) for k in ("function", "call_index") if k in fields}
+    head: dict[str, Any] = {k: fields.pop(k) for k in ("function", "call_index") if k in fields}
     fields = {**head, **context, **fields}
     if result.passed:
         _logger.info(EVENT, **fields)
