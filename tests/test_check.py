@@ -208,7 +208,7 @@ class TestCheckGradientOptions:
         r = vg.check_gradient(loss, np.array([1.0, -2.0]), grad, args=(3.0,), kwargs={"b": 0.5})
         assert r.passed
         assert seen["grad"] == [(3.0, 0.5)]
-        assert len(seen["loss"]) == r.n_evals == 5
+        assert len(seen["loss"]) == r.n_evals == 6  # f(x), 2 per coordinate, f(x) again
         assert set(seen["loss"]) == {(3.0, 0.5)}
 
     def test_array_gradient_with_args(self) -> None:
@@ -231,7 +231,7 @@ class TestCheckGradientOptions:
         r = vg.check_gradient(lambda t: float(np.sin(t)), 0.5, float(np.cos(0.5)))
         assert r.passed
         assert r.shape == ()
-        assert r.n_evals == 3
+        assert r.n_evals == 4
 
     def test_rtol_is_respected(self) -> None:
         """A gradient 1e-4 off in relative terms passes at rtol=1e-3 and fails at rtol=1e-5."""
@@ -262,7 +262,7 @@ class TestCheckGradientOptions:
             rtol=1e-6,
         )
         assert r.passed
-        assert r.n_evals == 4
+        assert r.n_evals == 5
 
     def test_seed_argument_is_accepted(self) -> None:
         """An int seed is accepted and does not change a deterministic check."""

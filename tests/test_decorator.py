@@ -854,7 +854,7 @@ class TestSafety:
         assert stats.checks == 3
         assert len(logs) == 3
         n_evals = logs[0]["n_evals"]
-        assert n_evals == 5
+        assert n_evals == 6
         assert stats.calls == 3  # the loss's calls during a check are not counted
 
     def test_reentrant_calls_do_not_use_up_first(self) -> None:

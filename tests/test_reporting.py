@@ -83,7 +83,7 @@ class TestEventContent:
             assert event["threshold"] == 1e-6
             assert 0.0 <= event["relative_error"] <= 1e-6
             assert event["method"] == "central"
-            assert event["n_evals"] == 5  # the point itself and two per coordinate
+            assert event["n_evals"] == 6  # the point itself twice and two per coordinate
             assert isinstance(event["duration_s"], float)
             assert event["duration_s"] >= 0.0
             assert event["worst_index"] in ([0], [1])

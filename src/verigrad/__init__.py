@@ -17,6 +17,8 @@ from .estimators import directional_derivative, numerical_gradient
 from .exceptions import (
     GradientMismatchError,
     GradientMismatchWarning,
+    InconclusiveCheckError,
+    InconclusiveCheckWarning,
     InvalidArgumentError,
     InvalidTypeError,
     VerigradError,
@@ -36,6 +38,8 @@ __all__ = [
     "GradientChecker",
     "GradientMismatchError",
     "GradientMismatchWarning",
+    "InconclusiveCheckError",
+    "InconclusiveCheckWarning",
     "InvalidArgumentError",
     "InvalidTypeError",
     "Settings",

@@ -18,9 +18,10 @@ LossFunction = Callable[..., Any]
 #: A function returning the analytical gradient, shaped like the parameter.
 GradientFunction = Callable[..., Any]
 
-#: Finite-difference schemes.
-Method = Literal["central", "forward", "backward"]
-METHODS: tuple[Method, ...] = ("central", "forward", "backward")
+#: How the numerical gradient is estimated: a difference scheme over every coordinate, or
+#: "auto" (the full check while it is cheap).
+Method = Literal["auto", "central", "forward", "backward", "richardson", "complex"]
+METHODS: tuple[Method, ...] = ("auto", "central", "forward", "backward", "richardson", "complex")
 
 #: Step size: a fixed absolute step, or "auto" for a per-coordinate step scaled to the parameter.
 Epsilon = float | Literal["auto"]
@@ -34,4 +35,6 @@ OnFailure = Literal["raise", "warn", "log"]
 ON_FAILURE: tuple[OnFailure, ...] = ("raise", "warn", "log")
 
 #: The outcome of one check.
-Verdict = Literal["pass", "mismatch", "nonfinite"]
+Verdict = Literal["pass", "mismatch", "nonfinite", "kink", "nondeterministic", "inconclusive"]
+#: Verdicts that are failures (``"kink"`` too when the check is told to fail on kinks).
+FAILURES: tuple[Verdict, ...] = ("mismatch", "nonfinite")

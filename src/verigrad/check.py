@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from ._arrays import gradient_array, loss_value, working_copy
-from ._typing import ArrayLike, Epsilon, FloatArray, Method
-from .compare import GRAD_LABEL, _nonfinite_where, judge
+from ._typing import FAILURES, ArrayLike, Epsilon, FloatArray, Method
+from .compare import GRAD_LABEL, MARGIN, _nonfinite_where, judge, refine, relative_error
 from .estimators import (
+    Estimate,
+    complex_step,
     coordinate_differences,
+    shifted_values,
     step_sizes,
     validate_epsilon,
     validate_method,
 )
-from .exceptions import GradientMismatchError, InvalidArgumentError, InvalidTypeError
+from .exceptions import (
+    GradientMismatchError,
+    InconclusiveCheckError,
+    InvalidArgumentError,
+    InvalidTypeError,
+)
 from .result import CheckResult
 
 __all__ = ["assert_gradient", "check_gradient"]
@@ -36,6 +45,24 @@ def validate_rtol(rtol: object) -> float:
     return value
 
 
+_EPS64 = float(np.finfo(np.float64).eps)
+_EPS32 = float(np.finfo(np.float32).eps)
+#: The loss's own rounding noise, in units of machine epsilon times |f|: summing many terms
+#: loses a few bits more than one operation.
+_NOISE_ULPS = 8.0
+#: At most this many suspicious coordinates get a second opinion (4 evaluations each).
+MAX_REFINED = 256
+
+
+def _is_float32(values: FloatArray) -> bool:
+    """True when every value is exactly a float32: the loss rounds its result to float32."""
+    finite = values[np.isfinite(values)]
+    if finite.size < 2 or np.all(finite == finite[0]):
+        return False
+    with np.errstate(over="ignore"):
+        return bool(np.all(finite.astype(np.float32).astype(np.float64) == finite))
+
+
 def run_check(
     loss_at: Callable[[FloatArray], Any],
     x: Any,
@@ -44,6 +71,7 @@ def run_check(
     method: Method,
     epsilon: Epsilon,
     rtol: float,
+    kink_fails: bool = False,
     loss_name: str = "loss",
     function: str | None = None,
     call_index: int | None = None,
@@ -52,52 +80,80 @@ def run_check(
 
     Options are assumed validated. ``loss_at`` is called with a private float64 working copy
     shaped like ``x``; ``x`` and ``analytical`` are only read.
+
+    The verdict is error-aware. Each numerical derivative carries an estimate of its own error;
+    a coordinate is suspicious when its discrepancy exceeds both the relative threshold and ten
+    times that error. Suspicious coordinates get a second opinion from a stencil eight times
+    narrower, which tells a real bug (the discrepancy holds) from a kink (one-sided derivatives
+    disagree at both steps) and from noise (the estimates scatter more than the gap). The loss is
+    evaluated at ``x`` once more at the end: a different value means it is nondeterministic.
     """
     start = time.perf_counter()
-    dtype = str(np.asarray(x).dtype) if not isinstance(x, np.ndarray) else str(x.dtype)
+    dtype = str(x.dtype) if isinstance(x, np.ndarray) else str(np.asarray(x).dtype)
     work = working_copy(x, "x")
     grad = gradient_array(analytical, work.shape, "analytical gradient")
-    steps = step_sizes(work, epsilon, method)
+    used = "central" if method == "auto" else method
+    notes: list[str] = []
+    state: dict[str, Any] = {"steps": np.full(work.shape, np.nan), "precision": "float64"}
 
     def finish(
-        numerical: FloatArray, n_evals: int, f0: float | None, where: str | None
+        numerical: FloatArray,
+        n_evals: int,
+        f0: float | None,
+        where: str | None = None,
+        verdict: str | None = None,
+        threshold: float = rtol,
+        errors: FloatArray | None = None,
+        kinks: tuple[tuple[int, ...], ...] = (),
+        bad: tuple[tuple[int, ...], ...] = (),
     ) -> CheckResult:
-        j = judge(numerical, grad, rtol)
+        j = judge(numerical, grad, threshold)
         if where:
             # The numerical gradient was never computed: do not blame "the loss near x" for it.
             where = "; ".join(w for w in (where, _nonfinite_where(grad, GRAD_LABEL)) if w)
+            verdict = "nonfinite"
+        elif j.verdict == "nonfinite":
+            verdict, where = "nonfinite", j.where
+        final = verdict or j.verdict
+        failed = final in FAILURES or (final == "kink" and kink_fails)
         return CheckResult(
-            passed=j.verdict == "pass" and where is None,
-            verdict="nonfinite" if where else j.verdict,
-            relative_error=math.inf if where else j.relative_error,
-            threshold=rtol,
+            passed=final == "pass" or (final == "kink" and not kink_fails),
+            failed=failed,
+            verdict=final,  # type: ignore[arg-type]
+            relative_error=math.inf if final == "nonfinite" else j.relative_error,
+            threshold=threshold,
             numerical=numerical,
             analytical=grad,
             max_abs_error=j.max_abs_error,
             worst=j.worst,
-            method=method,
+            method=used,
             epsilon=epsilon,
-            steps=steps,
+            steps=state["steps"],
             n_evals=n_evals,
             duration_s=time.perf_counter() - start,
             shape=work.shape,
             dtype=dtype,
-            n_mismatched=j.n_mismatched,
-            where=where or j.where,
+            n_mismatched=max(j.n_mismatched, len(bad)),
+            where=where,
             loss_value=f0,
             function=function,
             call_index=call_index,
+            errors=errors,
+            precision=state["precision"],
+            kinks=kinks,
+            mismatched=bad,
+            notes=tuple(notes),
         )
 
     unknown = np.full(work.shape, np.nan)
     if not np.isfinite(work).all():
-        bad = np.flatnonzero(~np.isfinite(work.reshape(-1)))
-        index = tuple(int(k) for k in np.unravel_index(int(bad[0]), work.shape))
+        first_bad = np.flatnonzero(~np.isfinite(work.reshape(-1)))
+        index = tuple(int(k) for k in np.unravel_index(int(first_bad[0]), work.shape))
         return finish(
             unknown,
             0,
             None,
-            f"the parameter x is not finite at {bad.size} coordinate(s), first {index}",
+            f"the parameter x is not finite at {first_bad.size} coordinate(s), first {index}",
         )
 
     def f(point: FloatArray) -> float:
@@ -106,8 +162,223 @@ def run_check(
     f0 = f(work)
     if not math.isfinite(f0):
         return finish(unknown, 1, f0, f"the loss at x itself is {f0}")
-    estimate = coordinate_differences(f, work, steps, method, f0)
-    return finish(estimate.values, estimate.n_evals + 1, f0, None)
+    n_evals = 1
+
+    eps = _EPS64
+    est = _complex_or_none(loss_at, work, epsilon, notes) if used == "complex" else None
+    if est is None:
+        used = "richardson" if used == "complex" else used
+        steps = step_sizes(work, epsilon, used, eps)
+        est = coordinate_differences(f, work, steps, used, f0)
+        sampled = np.concatenate(([f0], _finite_sample(est)))
+        if _is_float32(sampled):
+            eps = _EPS32
+            state["precision"] = "float32"
+            notes.append(
+                "the loss rounds its values to float32: steps and tolerance follow float32's "
+                "precision (compute the loss in float64 for a sharper check)"
+            )
+            if epsilon == "auto":
+                n_evals += est.n_evals
+                steps = step_sizes(work, epsilon, used, eps)
+                est = coordinate_differences(f, work, steps, used, f0)
+    n_evals += est.n_evals
+    state["steps"] = est.steps
+    threshold = max(rtol, 10.0 * eps ** (2.0 / 3.0)) if state["precision"] == "float32" else rtol
+
+    f_again = f(work) if work.size else f0
+    n_evals += 1 if work.size else 0
+    if f_again != f0 and abs(f_again - f0) > 64 * eps * max(abs(f0), abs(f_again)):
+        notes.append(
+            f"the loss gave {f0!r} and then {f_again!r} at the same point: it is not a function "
+            "of x alone (dropout, sampling, a random batch, hidden state). Fix the seed or the "
+            "batch for the check; this says nothing about the gradient"
+        )
+        return finish(est.values, n_evals, f0, verdict="nondeterministic", threshold=threshold)
+
+    numerical = np.array(est.values)
+    errors = _rounding_errors(est, f0, eps)
+    if not (np.isfinite(numerical).all() and np.isfinite(grad).all()):
+        return finish(numerical, n_evals, f0, threshold=threshold, errors=errors)
+
+    flat_n, flat_a, flat_e = numerical.reshape(-1), grad.reshape(-1), errors.reshape(-1)
+    diff = np.abs(flat_a - flat_n)
+    suspicious = (diff > MARGIN * flat_e) & (diff > threshold * (np.abs(flat_a) + np.abs(flat_n)))
+    candidates = np.flatnonzero(suspicious)
+    kinky = _kink_suspects(est, f0, eps, flat_n, flat_a)
+    global_error = relative_error(flat_n, flat_a)
+    if global_error > threshold and diff.size:
+        top = np.argsort(-diff, kind="stable")[:8]
+        candidates = np.union1d(candidates, top[diff[top] > 0])
+    if candidates.size == 0 and kinky.size == 0:
+        return finish(numerical, n_evals, f0, threshold=threshold, errors=errors)
+
+    # Suspected bugs first, by how far beyond their error they lie; then suspected kinks.
+    score = diff[candidates] / np.maximum(flat_e[candidates], np.finfo(float).tiny)
+    ranked = candidates[np.argsort(-score, kind="stable")]
+    kinky = np.setdiff1d(kinky, candidates)
+    examined = np.concatenate((ranked, kinky))[:MAX_REFINED]
+    unexamined = max(0, candidates.size - examined.size)
+    refined, spent = _second_opinion(f, work, est, examined, f0, eps, used)
+    n_evals += spent
+    wide, narrow = refined
+    noise = _NOISE_ULPS * eps * np.fmax(abs(f0), np.fmax(np.abs(wide[0]), np.abs(wide[1])))
+    verdicts = refine(flat_a[examined], f0, wide, narrow, noise, threshold)
+    flat_n[examined] = verdicts.values
+    flat_e[examined] = verdicts.errors
+    labels = np.array(verdicts.labels)
+
+    def where_is(label: str | tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
+        chosen = examined[np.isin(labels, label)]
+        return tuple(tuple(int(c) for c in np.unravel_index(int(i), work.shape)) for i in chosen)
+
+    kinks = where_is(("kink", "kink-bad"))
+    bad = where_is(("bad", "kink-bad"))
+    after = relative_error(flat_n, flat_a)
+    if bad:
+        notes.append(
+            f"{len(bad)} coordinate(s) disagree beyond {MARGIN:g}x the estimated numerical "
+            "error, confirmed with a stencil eight times narrower"
+        )
+        verdict = "mismatch"
+    elif kinks:
+        notes.append(
+            f"the loss is not differentiable inside the stencil at {len(kinks)} coordinate(s): "
+            "the one-sided derivatives disagree and the gradient lies between them (a valid "
+            "subgradient)"
+        )
+        verdict = "kink"
+    elif after <= threshold:
+        verdict = "pass"
+    else:
+        why = (
+            f"{unexamined} suspicious coordinate(s) were not examined"
+            if unexamined
+            else "the numerical estimates scatter by more than their gap to the gradient"
+        )
+        notes.append(
+            f"relative error {after:.2e} is above the threshold, but {why}: the loss is too "
+            "noisy at this point to tell a bug from rounding"
+        )
+        verdict = "inconclusive"
+    return finish(
+        numerical,
+        n_evals,
+        f0,
+        verdict=verdict,
+        threshold=threshold,
+        errors=errors,
+        kinks=kinks,
+        bad=bad,
+    )
+
+
+def _kink_suspects(
+    est: Estimate, f0: float, eps: float, numerical: FloatArray, analytical: FloatArray
+) -> np.ndarray:
+    """Flat indices whose one-sided derivatives differ by more than 0.1 %.
+
+    Free: it reuses the central stencil's values. For a smooth loss the gap between forward and
+    backward differences is ``h f''``, small next to the derivative; at a kink inside the stencil
+    it is the jump of the derivative. A second opinion tells the two apart.
+    """
+    if est.f_plus is None or est.f_minus is None or est.method not in ("central", "richardson"):
+        return np.empty(0, dtype=np.intp)
+    fp, fm = est.f_plus.reshape(-1), est.f_minus.reshape(-1)
+    h = est.steps.reshape(-1)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        gap = np.abs(fp - 2.0 * f0 + fm) / h
+        noise = _NOISE_ULPS * eps * np.fmax(abs(f0), np.fmax(np.abs(fp), np.abs(fm))) / h
+        floor = 1e-3 * float(np.sqrt(np.mean(analytical * analytical))) if analytical.size else 0.0
+        flagged = (gap > 1e-3 * (np.abs(numerical) + np.abs(analytical)) + floor) & (
+            gap > MARGIN * 4.0 * noise
+        )
+    return np.flatnonzero(flagged)
+
+
+def _finite_sample(est: Estimate, k: int = 16) -> FloatArray:
+    parts = [a.reshape(-1)[:k] for a in (est.f_plus, est.f_minus) if a is not None]
+    sample = np.concatenate(parts) if parts else np.empty(0)
+    return sample[np.isfinite(sample)]
+
+
+def _rounding_errors(est: Estimate, f0: float, eps: float) -> FloatArray:
+    """Estimated absolute error of each numerical derivative."""
+    if est.method == "complex":
+        return 4.0 * eps * np.abs(est.values) + np.finfo(float).tiny
+    fmax = np.full(est.values.shape, abs(f0))
+    for side in (est.f_plus, est.f_minus):
+        if side is not None:
+            fmax = np.fmax(fmax, np.abs(side))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rounding = _NOISE_ULPS * eps * fmax / est.steps
+    if est.method in ("forward", "backward"):
+        rounding *= 2.0
+    if est.method == "richardson" and est.f_plus is not None and est.f_minus is not None:
+        # (4 D(h) - D(2h)) / 3 amplifies rounding by 5/3; |R - D(h)| bounds the truncation of D(h)
+        d1 = (est.f_plus - est.f_minus) / (2.0 * est.steps)
+        rounding = rounding * 5.0 / 3.0 + np.abs(est.values - d1) / 4.0
+    return rounding
+
+
+def _second_opinion(
+    f: Callable[[FloatArray], float],
+    work: FloatArray,
+    est: Estimate,
+    examined: np.ndarray,
+    f0: float,
+    eps: float,
+    used: str,
+) -> tuple[tuple[tuple[Any, ...], tuple[Any, ...]], int]:
+    """Central stencils at the check's step and at an eight times narrower one."""
+    central = step_sizes(work, "auto", "central", eps).reshape(-1)[examined]
+    if used in ("central", "richardson") and est.f_plus is not None and est.f_minus is not None:
+        h = est.steps.reshape(-1)[examined]
+        vals, offs = shifted_values(f, work, examined.tolist(), h.tolist(), (0.125, -0.125))
+        wide = (
+            est.f_plus.reshape(-1)[examined],
+            est.f_minus.reshape(-1)[examined],
+            h,
+            -h,
+        )
+        narrow = (vals[:, 0], vals[:, 1], offs[:, 0], offs[:, 1])
+        return (wide, narrow), vals.size
+    vals, offs = shifted_values(
+        f, work, examined.tolist(), central.tolist(), (1.0, -1.0, 0.125, -0.125)
+    )
+    wide = (vals[:, 0], vals[:, 1], offs[:, 0], offs[:, 1])
+    narrow = (vals[:, 2], vals[:, 3], offs[:, 2], offs[:, 3])
+    return (wide, narrow), vals.size
+
+
+def _complex_or_none(
+    loss_at: Callable[[Any], Any], work: FloatArray, epsilon: Epsilon, notes: list[str]
+) -> Estimate | None:
+    """The complex-step estimate, or None (with a note) when the loss cannot take it."""
+
+    def f(point: Any) -> complex:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", np.exceptions.ComplexWarning)
+            value = loss_at(point)
+        arr = np.asarray(value)
+        if arr.dtype.kind != "c" or arr.size != 1:
+            raise _NotComplex(f"it returned {arr.dtype} for a complex input")
+        return complex(arr.reshape(()))
+
+    steps = step_sizes(work, epsilon, "complex")
+    try:
+        return complex_step(f, work, steps)
+    except (_NotComplex, TypeError, ValueError, np.exceptions.ComplexWarning) as exc:
+        reason = str(exc).split("\n")[0] or type(exc).__name__
+        notes.append(
+            f"method 'complex' needs a loss that evaluates complex input faithfully ({reason}); "
+            "used 'richardson' instead"
+        )
+        return None
+
+
+class _NotComplex(Exception):
+    pass
 
 
 def _loss_at(
@@ -130,10 +401,11 @@ def check_gradient(
     *,
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
-    method: Method = "central",
+    method: Method = "auto",
     epsilon: Epsilon = "auto",
     rtol: float = 1e-5,
     seed: int | None = None,
+    kink_fails: bool = False,
 ) -> CheckResult:
     """Compare an analytical gradient with finite differences of the loss at ``x``.
 
@@ -146,11 +418,17 @@ def check_gradient(
             ``analytical(x, *args, **kwargs)`` that returns it.
         args: further positional arguments for ``loss`` (and ``analytical`` if callable).
         kwargs: further keyword arguments for ``loss`` (and ``analytical`` if callable).
-        method: ``"central"``, ``"forward"`` or ``"backward"`` differences.
+        method: ``"auto"`` (the default: central differences with an error-aware verdict),
+            ``"central"``, ``"forward"``, ``"backward"``, ``"richardson"`` (extrapolated central
+            differences, error O(h^4), 4 evaluations per coordinate) or ``"complex"`` (the
+            complex step, exact to rounding for a loss that takes complex input; otherwise
+            ``"richardson"`` is used and the result's notes say why).
         epsilon: a fixed absolute step, or ``"auto"`` (a step scaled to each coordinate).
         rtol: the largest relative error that passes.
         seed: seed for randomised parts of a check. The coordinate-wise methods of this version
             are deterministic and do not draw from it; it never touches global random state.
+        kink_fails: report a kink (the loss not differentiable inside the stencil, the gradient
+            a valid subgradient there) as a failure instead of a pass.
 
     Returns:
         A :class:`CheckResult`.
@@ -180,6 +458,7 @@ def check_gradient(
         method=method,
         epsilon=epsilon,
         rtol=rtol,
+        kink_fails=bool(kink_fails),
         loss_name=f"loss {_name(loss)}",
         function=function,
     )
@@ -192,10 +471,11 @@ def assert_gradient(
     *,
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
-    method: Method = "central",
+    method: Method = "auto",
     epsilon: Epsilon = "auto",
     rtol: float = 1e-5,
     seed: int | None = None,
+    kink_fails: bool = False,
 ) -> CheckResult:
     """Like :func:`check_gradient`, but raise when the check does not pass.
 
@@ -216,7 +496,10 @@ def assert_gradient(
         epsilon=epsilon,
         rtol=rtol,
         seed=seed,
+        kink_fails=kink_fails,
     )
-    if not result.passed:
+    if result.failed:
         raise GradientMismatchError(result)
+    if not result.passed:
+        raise InconclusiveCheckError(result)
     return result

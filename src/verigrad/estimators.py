@@ -8,7 +8,7 @@ are thin wrappers over the same machinery the checks use.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,12 +39,16 @@ class Estimate:
             half-width of the stencil for central differences).
         n_evals: loss evaluations spent, not counting the one at the point itself.
         method: the difference scheme.
+        f_plus, f_minus: the loss at ``x + h e_i`` and ``x - h e_i`` (NaN where not evaluated),
+            from which rounding errors and one-sided derivatives follow without new evaluations.
     """
 
     values: FloatArray
     steps: FloatArray
     n_evals: int
-    method: Method
+    method: str
+    f_plus: FloatArray | None = None
+    f_minus: FloatArray | None = None
 
 
 def validate_method(method: object) -> Method:
@@ -72,7 +76,7 @@ def validate_epsilon(epsilon: object) -> Epsilon:
     return value
 
 
-def step_sizes(x: FloatArray, epsilon: Epsilon, method: Method) -> FloatArray:
+def step_sizes(x: FloatArray, epsilon: Epsilon, method: str, eps: float = _EPS) -> FloatArray:
     """The step for each coordinate of ``x``.
 
     A fixed ``epsilon`` is used as it is, as an absolute step. ``"auto"`` scales the step to the
@@ -81,9 +85,19 @@ def step_sizes(x: FloatArray, epsilon: Epsilon, method: Method) -> FloatArray:
     machine epsilon. These are the steps that balance the truncation error of the scheme against
     the rounding error of evaluating the loss; scaling with ``|x_i|`` keeps the relative
     perturbation constant for large parameters, where a fixed step would vanish in rounding.
+    Richardson extrapolation (error O(h^4)) takes ``c = eps**(1/5)``; the complex step, which
+    forms no difference, ``c = 1e-20``. ``eps`` is the precision the loss computes in (float32's
+    for a loss that rounds to float32).
     """
     if epsilon == "auto":
-        c = CENTRAL_STEP if method == "central" else ONE_SIDED_STEP
+        if method == "complex":
+            c = 1e-20
+        elif method == "richardson":
+            c = eps**0.2
+        elif method in ("forward", "backward"):
+            c = eps**0.5
+        else:
+            c = eps ** (1.0 / 3.0)
         steps: FloatArray = c * np.maximum(np.abs(x), 1.0)
         return steps
     return np.full(x.shape, float(epsilon))
@@ -96,72 +110,142 @@ def _add_note(exc: BaseException, note: str) -> None:
         add_note(note)
 
 
+def shifted_values(
+    f: ScalarFunction,
+    x: FloatArray,
+    indices: Sequence[int],
+    steps: Sequence[float],
+    multipliers: Sequence[float],
+) -> tuple[FloatArray, FloatArray]:
+    """Evaluate ``f`` with coordinate ``indices[k]`` moved by ``multipliers[j] * steps[k]``.
+
+    ``x`` is a private working copy, perturbed in place one coordinate at a time and restored
+    exactly after each; the tool's own work per evaluation is O(1). Returns the loss values and
+    the offsets actually applied (as stored in floating point), both of shape
+    ``(len(indices), len(multipliers))``. An exception from ``f`` propagates with a note naming
+    the coordinate.
+    """
+    if not x.flags.c_contiguous:  # pragma: no cover - x is always C-contiguous here
+        raise AssertionError("working copy must be contiguous")
+    flat = x.reshape(-1)
+    m = len(multipliers)
+    values = np.empty((len(indices), m), dtype=np.float64)
+    offsets = np.empty((len(indices), m), dtype=np.float64)
+    k = i = 0
+    v = 0.0
+    try:
+        for k, i in enumerate(indices):
+            v = float(flat[i])
+            h = steps[k]
+            row_v, row_o = values[k], offsets[k]
+            for j in range(m):
+                moved = v + multipliers[j] * h
+                flat[i] = moved
+                row_v[j] = f(x)
+                row_o[j] = moved - v
+            flat[i] = v
+    except BaseException as exc:
+        if len(indices):
+            flat[i] = v
+            index = tuple(int(c) for c in np.unravel_index(i, x.shape)) if x.ndim else ()
+            _add_note(exc, f"verigrad: raised while evaluating the loss at coordinate {index}")
+        raise
+    return values, offsets
+
+
+_MULTIPLIERS: dict[str, tuple[float, ...]] = {
+    "central": (1.0, -1.0),
+    "forward": (1.0,),
+    "backward": (-1.0,),
+    "richardson": (1.0, -1.0, 2.0, -2.0),
+}
+
+
 def coordinate_differences(
     f: ScalarFunction,
     x: FloatArray,
     steps: FloatArray,
     method: Method,
     f0: float | None = None,
+    indices: Sequence[int] | None = None,
 ) -> Estimate:
-    """Estimate every partial derivative of ``f`` at ``x`` by finite differences.
+    """Estimate partial derivatives of ``f`` at ``x`` by finite differences.
 
-    ``x`` is a private working copy that is perturbed in place, one coordinate at a time, and
-    restored exactly after each one; ``f`` sees the perturbed array. One-sided schemes need
-    ``f0 = f(x)``. The divisor is the difference of the perturbed coordinates as stored in
-    floating point, so the representation error of ``x_i + h`` does not enter the estimate.
+    Every coordinate, or only ``indices`` (flat indices; the other entries are NaN). One-sided
+    schemes need ``f0 = f(x)``. The divisor is the difference of the perturbed coordinates as
+    stored in floating point, so the representation error of ``x_i + h`` does not enter the
+    estimate. ``"richardson"`` combines central differences at ``h`` and ``2h`` into
+    ``(4 D(h) - D(2h)) / 3``, whose truncation error is O(h^4).
     """
-    flat = x.reshape(-1)
-    if not x.flags.c_contiguous:  # pragma: no cover - x is always C-contiguous here
-        raise AssertionError("working copy must be contiguous")
-    n = flat.size
-    if method != "central" and f0 is None:
+    if method not in _MULTIPLIERS:
+        raise InvalidArgumentError(f"method={method!r} is not a coordinate-wise difference scheme")
+    if method in ("forward", "backward") and f0 is None:
         raise InvalidArgumentError(f"method={method!r} needs the loss at the point itself (f0)")
+    flat = x.reshape(-1)
     h_flat = steps.reshape(-1)
-    points = flat.tolist()
-    hs = h_flat.tolist()
-    _check_resolution(flat, h_flat, method)
-    out = np.empty(n, dtype=np.float64)
-    used = np.empty(n, dtype=np.float64)
-    i = 0
-    try:
-        if method == "central":
-            for i in range(n):
-                v = points[i]
-                up, down = v + hs[i], v - hs[i]
-                flat[i] = up
-                fp = f(x)
-                flat[i] = down
-                fm = f(x)
-                flat[i] = v
-                width = up - down
-                out[i] = (fp - fm) / width
-                used[i] = 0.5 * width
-            n_evals = 2 * n
+    idx = list(range(flat.size)) if indices is None else [int(i) for i in indices]
+    sel = np.asarray(idx, dtype=np.intp)
+    _check_resolution(flat[sel], h_flat[sel], method)
+    vals, offs = shifted_values(f, x, idx, h_flat[sel].tolist(), _MULTIPLIERS[method])
+    out = np.full(flat.size, np.nan)
+    used = np.full(flat.size, np.nan)
+    f_plus = np.full(flat.size, np.nan)
+    f_minus = np.full(flat.size, np.nan)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        if method in ("central", "richardson"):
+            d1 = (vals[:, 0] - vals[:, 1]) / (offs[:, 0] - offs[:, 1])
+            f_plus[sel], f_minus[sel] = vals[:, 0], vals[:, 1]
+            used[sel] = 0.5 * (offs[:, 0] - offs[:, 1])
+            if method == "central":
+                out[sel] = d1
+            else:
+                d2 = (vals[:, 2] - vals[:, 3]) / (offs[:, 2] - offs[:, 3])
+                out[sel] = (4.0 * d1 - d2) / 3.0
         else:
             assert f0 is not None
-            sign = 1.0 if method == "forward" else -1.0
-            for i in range(n):
-                v = points[i]
-                moved = v + sign * hs[i]
-                flat[i] = moved
-                fv = f(x)
-                flat[i] = v
-                width = moved - v
-                out[i] = (fv - f0) / width
-                used[i] = abs(width)
-            n_evals = n
+            out[sel] = (vals[:, 0] - f0) / offs[:, 0]
+            used[sel] = np.abs(offs[:, 0])
+            (f_plus if method == "forward" else f_minus)[sel] = vals[:, 0]
+    n_evals = len(idx) * len(_MULTIPLIERS[method])
+    return Estimate(
+        out.reshape(x.shape),
+        used.reshape(x.shape),
+        n_evals,
+        method,
+        f_plus.reshape(x.shape),
+        f_minus.reshape(x.shape),
+    )
+
+
+def complex_step(f: Callable[[Any], complex], x: FloatArray, steps: FloatArray) -> Estimate:
+    """The complex-step derivative ``Im f(x + i h e_k) / h`` of every coordinate.
+
+    Exact to machine precision for a loss that is real-analytic and evaluates complex input
+    faithfully (no ``abs``, no comparisons on the perturbed values, no casts to float), since no
+    difference of nearby values is formed. ``f`` must return a complex scalar.
+    """
+    work = x.astype(np.complex128)
+    flat = work.reshape(-1)
+    hs = steps.reshape(-1).tolist()
+    out = np.empty(flat.size)
+    i = 0
+    try:
+        for i in range(flat.size):
+            v = flat[i]
+            flat[i] = v + 1j * hs[i]
+            out[i] = f(work).imag / hs[i]
+            flat[i] = v
     except BaseException as exc:
-        flat[i] = points[i]
-        index = tuple(int(k) for k in np.unravel_index(i, x.shape)) if x.ndim else ()
+        index = tuple(int(c) for c in np.unravel_index(i, x.shape)) if x.ndim else ()
         _add_note(exc, f"verigrad: raised while evaluating the loss at coordinate {index}")
         raise
-    return Estimate(out.reshape(x.shape), used.reshape(x.shape), n_evals, method)
+    return Estimate(out.reshape(x.shape), steps.copy(), flat.size, "complex")
 
 
 def _check_resolution(flat: FloatArray, h: FloatArray, method: Method) -> None:
     """Refuse steps too small to move a coordinate at all (x + h == x in floating point)."""
     with np.errstate(over="ignore", invalid="ignore"):
-        if method == "central":
+        if method in ("central", "richardson"):
             dead = (flat + h) - (flat - h) == 0.0
         elif method == "forward":
             dead = (flat + h) - flat == 0.0

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 __all__ = [
     "GradientMismatchError",
     "GradientMismatchWarning",
+    "InconclusiveCheckError",
+    "InconclusiveCheckWarning",
     "InvalidArgumentError",
     "InvalidTypeError",
     "VerigradError",
@@ -48,8 +50,30 @@ class GradientMismatchError(VerigradError, AssertionError):
         return (type(self), (self.result,))
 
 
+class InconclusiveCheckError(VerigradError, AssertionError):
+    """:func:`~verigrad.assert_gradient` could not decide: the verdict is ``"inconclusive"`` or
+    ``"nondeterministic"``. Not a gradient bug; the message says what kept the check from a
+    verdict (noise, a loss that changes between calls)."""
+
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(result.summary())
+        self.result = result
+
+    def __reduce__(self) -> tuple[type[InconclusiveCheckError], tuple[CheckResult]]:
+        return (type(self), (self.result,))
+
+
 class VerigradWarning(UserWarning):
     """Root of every warning verigrad emits."""
+
+
+class InconclusiveCheckWarning(VerigradWarning):
+    """A decorated gradient's check could not decide (verdict ``"inconclusive"`` or
+    ``"nondeterministic"``); :attr:`result` holds the details."""
+
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(result.summary())
+        self.result = result
 
 
 class GradientMismatchWarning(VerigradWarning):

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ._typing import Epsilon, FloatArray, Method, Verdict
+from ._typing import FAILURES, Epsilon, FloatArray, Method, Verdict
 from .compare import Coordinate, scale_factor
 
 __all__ = ["CheckResult"]
@@ -19,9 +19,13 @@ class CheckResult:
     """The outcome of one gradient check. Immutable; its arrays are read-only.
 
     Attributes:
-        passed: True only for the verdict ``"pass"``.
-        verdict: ``"pass"``, ``"mismatch"`` (the relative error exceeds the threshold) or
-            ``"nonfinite"`` (a NaN or inf in the parameter, the loss or either gradient).
+        passed: True for the verdict ``"pass"``, and for ``"kink"`` unless kinks fail.
+        verdict: ``"pass"``; ``"mismatch"`` (the gradient disagrees beyond the threshold and the
+            numerical error); ``"nonfinite"`` (a NaN or inf in the parameter, the loss or either
+            gradient); ``"kink"`` (the loss is not differentiable inside the stencil of some
+            coordinates and the gradient is a valid subgradient there); ``"nondeterministic"``
+            (the loss changed between two evaluations at the same point); ``"inconclusive"``
+            (the loss is too noisy at this point to judge).
         relative_error: ``||n - a|| / (||n|| + ||a||)``; ``inf`` for ``"nonfinite"``.
         threshold: the ``rtol`` the relative error was compared with.
         numerical: the finite-difference gradient (float64, shaped like the parameter).
@@ -40,6 +44,16 @@ class CheckResult:
         loss_value: the loss at the point, if it was evaluated.
         function: the qualified name of the checked gradient function, when known.
         call_index: which call of a decorated function this was (0-based), when known.
+        failed: True for the failing verdicts ``"mismatch"`` and ``"nonfinite"`` (and
+            ``"kink"`` when kinks fail); ``"inconclusive"`` and ``"nondeterministic"`` are
+            neither passed nor failed.
+        errors: the estimated absolute error of each numerical derivative (rounding, plus the
+            truncation measured between two step sizes where a second opinion was taken).
+        precision: ``"float64"``, or ``"float32"`` when the loss rounds its values to float32
+            (steps and threshold then follow float32's precision).
+        kinks: coordinates where the loss has a kink inside the stencil.
+        mismatched: coordinates confirmed wrong by a second, narrower stencil.
+        notes: explanations of the verdict, one sentence each.
     """
 
     passed: bool
@@ -62,10 +76,19 @@ class CheckResult:
     loss_value: float | None = None
     function: str | None = None
     call_index: int | None = None
+    failed: bool | None = None
+    errors: FloatArray | None = None
+    precision: str = "float64"
+    kinks: tuple[tuple[int, ...], ...] = ()
+    mismatched: tuple[tuple[int, ...], ...] = ()
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for arr in (self.numerical, self.analytical, self.steps):
-            arr.setflags(write=False)
+        if self.failed is None:
+            object.__setattr__(self, "failed", self.verdict in FAILURES)
+        for arr in (self.numerical, self.analytical, self.steps, self.errors):
+            if arr is not None:
+                arr.setflags(write=False)
 
     def __repr__(self) -> str:
         return (
@@ -86,10 +109,14 @@ class CheckResult:
         who = f" for {self.function}" if self.function else ""
         if self.call_index is not None:
             who += f" (call {self.call_index})"
-        if self.passed:
+        if self.verdict == "pass":
             head = f"gradient check passed{who}"
-        else:
+        elif self.passed:
+            head = f"gradient check passed{who}: verdict {self.verdict!r}"
+        elif self.failed:
             head = f"gradient check FAILED{who}: verdict {self.verdict!r}"
+        else:
+            head = f"gradient check could not decide{who}: verdict {self.verdict!r}"
         cmp = "<=" if self.relative_error <= self.threshold else ">"
         lines = [
             head,
@@ -99,8 +126,15 @@ class CheckResult:
             f"  method {self.method}, {self._step_text()}, "
             f"{self.n_evals} loss evaluations in {_duration(self.duration_s)}",
         ]
+        if self.precision != "float64":
+            lines.append(f"  precision: the loss computes in {self.precision}")
         if self.where:
             lines.append(f"  {self.where}")
+        lines.extend(f"  {note}" for note in self.notes)
+        if self.kinks:
+            shown = ", ".join(str(list(k)) for k in self.kinks[:8])
+            more = f" and {len(self.kinks) - 8} more" if len(self.kinks) > 8 else ""
+            lines.append(f"  kinks at {shown}{more}")
         if self.worst:
             if self.verdict == "mismatch":
                 lines.append(
@@ -117,28 +151,34 @@ class CheckResult:
     def _step_text(self) -> str:
         if self.steps.size == 0:
             return f"step {self.epsilon}"
-        lo, hi = float(self.steps.min()), float(self.steps.max())
+        if not np.isfinite(self.steps).any():
+            return f"step {self.epsilon}"
+        lo, hi = float(np.nanmin(self.steps)), float(np.nanmax(self.steps))
         span = f"{lo:.3g}" if math.isclose(lo, hi, rel_tol=1e-3) else f"{lo:.3g} .. {hi:.3g}"
         return f"step {span} (auto)" if self.epsilon == "auto" else f"step {span}"
 
     def _table(self) -> list[str]:
-        rows = [("index", "analytical", "numerical", "difference", "ratio")]
+        head = ["index", "analytical", "numerical", "difference", "ratio"]
+        if self.errors is not None:
+            head.insert(4, "est. error")
+        rows = [tuple(head)]
         for c in self.worst:
             ratio = (
                 c.analytical / c.numerical
                 if c.numerical != 0 and math.isfinite(c.numerical)
                 else math.nan
             )
-            rows.append(
-                (
-                    str(c.index) if len(c.index) != 1 else f"[{c.index[0]}]",
-                    f"{c.analytical:.6e}",
-                    f"{c.numerical:.6e}",
-                    f"{c.difference:.3e}",
-                    "-" if math.isnan(ratio) else f"{ratio:.4g}",
-                )
-            )
-        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+            row = [
+                str(c.index) if len(c.index) != 1 else f"[{c.index[0]}]",
+                f"{c.analytical:.6e}",
+                f"{c.numerical:.6e}",
+                f"{c.difference:.3e}",
+                "-" if math.isnan(ratio) else f"{ratio:.4g}",
+            ]
+            if self.errors is not None:
+                row.insert(4, f"{float(self.errors[c.index]):.1e}")
+            rows.append(tuple(row))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
         return [
             "  ".join(
                 cell.rjust(w) if i else cell.ljust(w)
@@ -204,6 +244,13 @@ class CheckResult:
             event["worst_numerical"] = w.numerical
         if self.where:
             event["where"] = self.where
+        if self.precision != "float64":
+            event["precision"] = self.precision
+        if self.kinks:
+            event["n_kinks"] = len(self.kinks)
+            event["kinks"] = [list(k) for k in self.kinks[:8]]
+        if self.notes:
+            event["explanation"] = " | ".join(self.notes)
         return event
 
 
