@@ -766,8 +766,10 @@ class TestSafety:
         grad = vg.verified_gradient(loss=scribbling_loss, on_failure="log")(square_grad)
         w = W.copy()
         before = w.tobytes()
-        grad(w)
+        with pytest.warns(vg.InconclusiveCheckWarning, match="nondeterministic"):
+            grad(w)  # the loss changes its own input: not a function of x alone
         assert w.tobytes() == before
+        assert grad.verigrad.stats.undecided == 1
 
     def test_loss_raising_mid_check(self) -> None:
         """A loss that raises during a check propagates; inputs stay intact and later calls work."""

@@ -22,7 +22,12 @@ from ._reporting import report
 from ._typing import ON_FAILURE, Epsilon, Method, Mode, OnFailure
 from .check import run_check, validate_rtol
 from .estimators import validate_epsilon, validate_method
-from .exceptions import GradientMismatchError, GradientMismatchWarning, InvalidArgumentError
+from .exceptions import (
+    GradientMismatchError,
+    GradientMismatchWarning,
+    InconclusiveCheckWarning,
+    InvalidArgumentError,
+)
 from .result import CheckResult
 
 __all__ = ["CheckStats", "GradientChecker", "verified_gradient"]
@@ -45,7 +50,9 @@ class CheckStats:
             "debug"); calls in mode "off", and calls a loss makes during a check, are not
             counted.
         checks: calls that were checked.
-        failures: checks that did not pass.
+        failures: checks that failed (verdicts "mismatch", "nonfinite"; "kink" if kinks fail).
+        undecided: checks that could not decide ("inconclusive", "nondeterministic"); each
+            also emitted an :class:`InconclusiveCheckWarning`.
         max_relative_error: the largest relative error seen (``inf`` after a non-finite check,
             0.0 before any check).
         last_result: the most recent :class:`CheckResult`, or None.
@@ -56,6 +63,7 @@ class CheckStats:
     failures: int
     max_relative_error: float
     last_result: CheckResult | None
+    undecided: int = 0
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,7 @@ class CheckOptions:
     seed: int | None
     mode: Mode | None
     on_failure: OnFailure
+    kink_fails: bool
     method: Method
     epsilon: Epsilon
     rtol: float
@@ -102,6 +111,7 @@ class GradientChecker:
         self._next_due = self._schedule.next_due
         self._checks = 0
         self._failures = 0
+        self._undecided = 0
         self._max_error = 0.0
         self._last: CheckResult | None = None
 
@@ -136,8 +146,10 @@ class GradientChecker:
             return gradient
         result = self._check(i, instance, args, kwargs, gradient)
         report(result, trigger=trigger)
-        if not result.passed:
+        if result.failed:
             self._fail(result)
+        elif not result.passed:
+            warnings.warn(InconclusiveCheckWarning(result), stacklevel=_user_stacklevel())
         return gradient
 
     def _check(self, i: int, instance: Any, args: Any, kwargs: Any, gradient: Any) -> CheckResult:
@@ -151,6 +163,7 @@ class GradientChecker:
                 method=self.options.method,
                 epsilon=self.options.epsilon,
                 rtol=self.options.rtol,
+                kink_fails=self.options.kink_fails,
                 loss_name=f"loss {self._binder.loss_name}",
                 function=self.function,
                 call_index=i,
@@ -159,8 +172,10 @@ class GradientChecker:
             _CONTEXT_MODE.reset(token)
         with self._lock:
             self._checks += 1
-            if not result.passed:
+            if result.failed:
                 self._failures += 1
+            elif not result.passed:
+                self._undecided += 1
             err = result.relative_error
             if err > self._max_error or math.isnan(err):
                 self._max_error = err
@@ -184,6 +199,7 @@ class GradientChecker:
                 calls=_peek(self._calls),
                 checks=self._checks,
                 failures=self._failures,
+                undecided=self._undecided,
                 max_relative_error=self._max_error,
                 last_result=self._last,
             )
@@ -276,9 +292,10 @@ def verified_gradient(
     seed: int | None = None,
     mode: Mode | None = None,
     on_failure: OnFailure = "raise",
-    method: Method = "central",
+    method: Method = "auto",
     epsilon: Epsilon = "auto",
     rtol: float = 1e-5,
+    kink_fails: bool = False,
 ) -> Callable[[F], F]:
     """Check a hand-written gradient function against finite differences of its loss.
 
@@ -305,9 +322,10 @@ def verified_gradient(
             overrides it.
         on_failure: ``"raise"`` :class:`GradientMismatchError`, ``"warn"`` with
             :class:`GradientMismatchWarning`, or ``"log"`` only.
-        method: finite-difference scheme: ``"central"``, ``"forward"``, ``"backward"``.
+        method: how the numerical gradient is estimated (see :func:`check_gradient`).
         epsilon: a fixed absolute step, or ``"auto"`` (scaled to each coordinate).
         rtol: the largest relative error that passes.
+        kink_fails: treat a kink inside the stencil as a failure instead of a pass.
 
     Returns:
         A decorator for functions, methods, classmethods and staticmethods. The decorated
@@ -331,6 +349,7 @@ def verified_gradient(
         seed=seed,
         mode=None if mode is None else validate_mode(mode),
         on_failure=on_failure,
+        kink_fails=bool(kink_fails),
         method=validate_method(method),
         epsilon=validate_epsilon(epsilon),
         rtol=validate_rtol(rtol),

@@ -2,7 +2,8 @@
 
 Passing checks are logged at *info*: a check is a rare, sampled and comparatively costly event
 the user asked for, and seeing that it ran (and its relative error) is the point of leaving it
-on. Failures are logged at *error*, before the decorator raises or warns.
+on. Failures are logged at *error*, before the decorator raises or warns; checks that could
+not decide ("inconclusive", "nondeterministic") at *warning*.
 """
 
 from __future__ import annotations
@@ -26,5 +27,7 @@ def report(result: CheckResult, **context: Any) -> None:
     fields = {**head, **context, **fields}
     if result.passed:
         _logger.info(EVENT, **fields)
-    else:
+    elif result.failed:
         _logger.error(EVENT, **fields)
+    else:
+        _logger.warning(EVENT, **fields)

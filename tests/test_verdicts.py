@@ -1,0 +1,232 @@
+"""Error-aware verdicts: bugs confirmed, kinks and noise told apart from bugs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from structlog.testing import capture_logs
+
+import verigrad as vg
+
+RNG = np.random.default_rng(7)
+Y = RNG.normal(size=20)
+
+
+def relu_sum(v: np.ndarray) -> float:
+    return float(np.maximum(v, 0.0).sum())
+
+
+def l1(v: np.ndarray) -> float:
+    return float(np.abs(v).sum())
+
+
+def at_kinks() -> np.ndarray:
+    x = np.random.default_rng(1).normal(size=20)
+    x[[2, 5]] = 0.0
+    return x
+
+
+def hash_noise_loss(v: np.ndarray) -> float:
+    """sum(v^2) with a deterministic relative wobble of 1e-9: noise far above float64's."""
+    base = float(np.sum(v**2))
+    h = int(np.frombuffer(np.ascontiguousarray(v).tobytes(), dtype=np.uint64).sum() % 1000003)
+    return base * (1.0 + 1e-9 * (h / 1000003 - 0.5))
+
+
+class TestConfirmedMismatch:
+    def test_one_coordinate_off_by_1e_3_among_5000_is_caught(self) -> None:
+        """A 1e-3 error on one of 5,000 coordinates is a mismatch though diluted below rtol."""
+        a = np.random.default_rng(2).uniform(0.5, 2.0, 5000)
+        x = np.random.default_rng(3).normal(size=5000)
+        g = 2 * a * x
+        g[1234] *= 1.001
+        r = vg.check_gradient(lambda v: float(a @ (v * v)), x, g)
+        assert r.relative_error < 1e-5  # the global measure alone would pass it
+        assert r.verdict == "mismatch"
+        assert r.failed
+        assert r.mismatched == ((1234,),)
+        assert r.worst[0].index == (1234,)
+        assert "confirmed" in r.summary()
+
+    def test_correct_gradient_of_5000_passes(self) -> None:
+        """The same loss with the exact gradient passes, with no second opinion needed."""
+        a = np.random.default_rng(2).uniform(0.5, 2.0, 5000)
+        x = np.random.default_rng(3).normal(size=5000)
+        r = vg.check_gradient(lambda v: float(a @ (v * v)), x, 2 * a * x)
+        assert r.verdict == "pass"
+        assert r.n_evals == 2 * 5000 + 2
+
+    def test_error_estimates_are_reported_and_small_for_smooth_losses(self) -> None:
+        """Each derivative carries an error estimate, far below the gradient for smooth losses."""
+        r = vg.check_gradient(lambda v: float(np.sum(np.exp(v))), Y, np.exp(Y))
+        assert r.errors is not None
+        assert r.errors.shape == Y.shape
+        assert np.all(r.errors > 0)
+        assert np.all(r.errors < 1e-6 * np.abs(np.exp(Y)).max())
+        assert np.all(np.abs(r.numerical - np.exp(Y)) < 10 * r.errors + 1e-9)
+        assert "est. error" in r.summary() or r.passed
+
+
+class TestKinks:
+    def test_relu_at_its_kinks_is_a_kink_not_a_mismatch(self) -> None:
+        """ReLU with subgradient 0 at x_i = 0 gets verdict 'kink', listing those coordinates."""
+        x = at_kinks()
+        r = vg.check_gradient(relu_sum, x, (x > 0).astype(float))
+        assert r.verdict == "kink"
+        assert r.passed
+        assert not r.failed
+        assert set(r.kinks) == {(2,), (5,)}
+        assert "not differentiable" in r.summary()
+
+    def test_l1_at_zero_is_a_kink_even_when_central_differences_agree(self) -> None:
+        """|x| at 0: the central difference is 0 = sign(0), but the kink is still reported."""
+        x = at_kinks()
+        r = vg.check_gradient(l1, x, np.sign(x))
+        assert r.verdict == "kink"
+        assert set(r.kinks) == {(2,), (5,)}
+
+    def test_hinge_at_the_margin_is_a_kink(self) -> None:
+        """max(0, 1 - v) at v = 1 is a kink."""
+        x = np.random.default_rng(4).normal(size=30)
+        x[3] = 1.0
+        r = vg.check_gradient(
+            lambda v: float(np.maximum(0.0, 1.0 - v).sum()), x, -(x < 1).astype(float)
+        )
+        assert r.verdict == "kink"
+        assert r.kinks == ((3,),)
+
+    def test_a_value_outside_the_subgradient_interval_is_a_mismatch(self) -> None:
+        """At a kink, a gradient outside [left, right] derivative is still a bug."""
+        x = at_kinks()
+        wrong = (x > 0).astype(float)
+        wrong[2] = 3.0
+        r = vg.check_gradient(relu_sum, x, wrong)
+        assert r.verdict == "mismatch"
+        assert (2,) in r.mismatched
+
+    def test_kink_fails_makes_a_kink_a_failure(self) -> None:
+        """``kink_fails=True`` turns the kink verdict into a failure."""
+        x = at_kinks()
+        r = vg.check_gradient(relu_sum, x, (x > 0).astype(float), kink_fails=True)
+        assert r.verdict == "kink"
+        assert r.failed
+        assert not r.passed
+        with pytest.raises(vg.GradientMismatchError):
+            vg.assert_gradient(relu_sum, x, (x > 0).astype(float), kink_fails=True)
+
+    def test_relu_at_random_points_passes(self) -> None:
+        """Away from kinks a piecewise-linear loss passes."""
+        r = vg.check_gradient(relu_sum, Y, (Y > 0).astype(float))
+        assert r.verdict == "pass"
+
+
+class TestNondeterministic:
+    def test_a_loss_with_fresh_noise_is_nondeterministic(self) -> None:
+        """A loss that draws new noise per call is reported as such, not as a gradient bug."""
+        rng = np.random.default_rng(5)
+        r = vg.check_gradient(lambda v: float(np.sum(v**2) + 1e-3 * rng.normal()), Y, 2 * Y)
+        assert r.verdict == "nondeterministic"
+        assert not r.passed
+        assert not r.failed
+        assert "Fix the seed or the batch" in r.summary()
+        assert "could not decide" in r.summary()
+
+    def test_assert_gradient_raises_inconclusive_not_mismatch(self) -> None:
+        """assert_gradient cannot vouch for a nondeterministic loss: InconclusiveCheckError."""
+        rng = np.random.default_rng(6)
+        with pytest.raises(vg.InconclusiveCheckError) as info:
+            vg.assert_gradient(lambda v: float(np.sum(v**2) + rng.normal()), Y, 2 * Y)
+        assert isinstance(info.value, AssertionError)
+        assert not isinstance(info.value, vg.GradientMismatchError)
+        assert info.value.result.verdict == "nondeterministic"
+
+
+class TestInconclusive:
+    def test_noise_dominated_loss_is_inconclusive(self) -> None:
+        """A loss whose noise swamps the finite differences gets 'inconclusive', with a reason."""
+        r = vg.check_gradient(hash_noise_loss, Y, 2 * Y)
+        assert r.verdict == "inconclusive"
+        assert not r.passed
+        assert not r.failed
+        assert "too noisy" in r.summary()
+
+
+class TestPrecision:
+    def test_float32_loss_is_checked_at_float32_precision(self) -> None:
+        """A loss that rounds to float32 passes with a float32 threshold, and the result says so."""
+        r = vg.check_gradient(lambda v: float(np.sum(v.astype(np.float32) ** 2)), Y, 2 * Y)
+        assert r.precision == "float32"
+        assert r.verdict == "pass"
+        assert r.threshold > 1e-5
+        assert "float32" in r.summary()
+
+    def test_float32_parameters_with_a_float64_loss_run_in_float64(self) -> None:
+        """float32 parameters are checked in float64 when the loss computes in float64."""
+        x = Y.astype(np.float32)
+        r = vg.check_gradient(lambda v: float(np.sum(v**2)), x, 2 * x)
+        assert r.precision == "float64"
+        assert r.dtype == "float32"
+        assert r.relative_error < 1e-9
+
+
+class TestMethods:
+    def test_richardson_is_more_accurate_than_central(self) -> None:
+        """Richardson extrapolation beats plain central differences on a smooth loss."""
+
+        def f(v: np.ndarray) -> float:
+            return float(np.sum(np.exp(v)))
+
+        central = vg.check_gradient(f, Y, np.exp(Y), method="central")
+        richardson = vg.check_gradient(f, Y, np.exp(Y), method="richardson")
+        assert richardson.passed
+        assert richardson.relative_error < central.relative_error
+        assert richardson.n_evals == 4 * Y.size + 2
+
+    def test_complex_step_is_exact_to_rounding(self) -> None:
+        """The complex step reaches machine precision on a loss that takes complex input."""
+
+        def f(v: np.ndarray) -> complex:
+            return np.sum(np.exp(v) * np.sin(v))
+
+        exact = np.exp(Y) * (np.sin(Y) + np.cos(Y))
+        r = vg.check_gradient(f, Y, exact, method="complex")
+        assert r.method == "complex"
+        assert r.relative_error < 1e-15
+        assert r.n_evals == Y.size + 2
+
+    def test_complex_step_falls_back_to_richardson_and_says_why(self) -> None:
+        """A loss that drops the imaginary part falls back to richardson, noted in the result."""
+        r = vg.check_gradient(lambda v: float(np.sum(v**2)), Y, 2 * Y, method="complex")
+        assert r.method == "richardson"
+        assert r.passed
+        assert any("used 'richardson' instead" in note for note in r.notes)
+
+
+class TestDecoratorVerdicts:
+    def test_inconclusive_check_warns_and_counts_as_undecided(self) -> None:
+        """Under the decorator an undecided check warns (never raises) and is counted."""
+        grad = vg.verified_gradient(loss=hash_noise_loss, mode="debug")(lambda v: 2 * v)
+        with capture_logs() as logs, pytest.warns(vg.InconclusiveCheckWarning):
+            grad(Y)
+        assert logs[0]["log_level"] == "warning"
+        assert logs[0]["verdict"] == "inconclusive"
+        assert "explanation" in logs[0]
+        stats = grad.verigrad.stats
+        assert (stats.checks, stats.failures, stats.undecided) == (1, 0, 1)
+
+    def test_kink_passes_under_the_decorator_unless_told_to_fail(self) -> None:
+        """A kink is logged at info by default, and raises with ``kink_fails=True``."""
+        x = at_kinks()
+
+        def relu_grad(v: np.ndarray) -> np.ndarray:
+            return (v > 0).astype(float)
+
+        lenient = vg.verified_gradient(loss=relu_sum, mode="debug")(relu_grad)
+        strict = vg.verified_gradient(loss=relu_sum, mode="debug", kink_fails=True)(relu_grad)
+        with capture_logs() as logs:
+            lenient(x)
+        assert logs[0]["verdict"] == "kink"
+        assert logs[0]["log_level"] == "info"
+        assert logs[0]["kinks"] == [[2], [5]]
+        with pytest.raises(vg.GradientMismatchError):
+            strict(x)
