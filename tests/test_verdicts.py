@@ -40,7 +40,7 @@ class TestConfirmedMismatch:
         x = np.random.default_rng(3).normal(size=5000)
         g = 2 * a * x
         g[1234] *= 1.001
-        r = vg.check_gradient(lambda v: float(a @ (v * v)), x, g)
+        r = vg.check_gradient(lambda v: float(a @ (v * v)), x, g, method="central")
         assert r.relative_error < 1e-5  # the global measure alone would pass it
         assert r.verdict == "mismatch"
         assert r.failed
@@ -52,7 +52,7 @@ class TestConfirmedMismatch:
         """The same loss with the exact gradient passes, with no second opinion needed."""
         a = np.random.default_rng(2).uniform(0.5, 2.0, 5000)
         x = np.random.default_rng(3).normal(size=5000)
-        r = vg.check_gradient(lambda v: float(a @ (v * v)), x, 2 * a * x)
+        r = vg.check_gradient(lambda v: float(a @ (v * v)), x, 2 * a * x, method="central")
         assert r.verdict == "pass"
         assert r.n_evals == 2 * 5000 + 2
 
@@ -230,3 +230,74 @@ class TestDecoratorVerdicts:
         assert logs[0]["kinks"] == [[2], [5]]
         with pytest.raises(vg.GradientMismatchError):
             strict(x)
+
+
+N_CIFAR = 30_730  # a CIFAR-10 linear classifier's parameters, as in the cs231n notes
+A_BIG = np.random.default_rng(2).uniform(0.5, 2.0, N_CIFAR)
+X_BIG = np.random.default_rng(3).normal(size=N_CIFAR)
+
+
+def big_loss(v: np.ndarray) -> float:
+    return float(A_BIG @ (v * v))
+
+
+class TestDirectional:
+    @pytest.mark.parametrize("error", [1e-2, 1e-3])
+    def test_auto_names_one_wrong_coordinate_among_30730(self, error: float) -> None:
+        """Beyond 2,000 parameters auto uses directions and bisects down to the wrong one."""
+        g = 2 * A_BIG * X_BIG
+        g[1234] *= 1 + error
+        r = vg.check_gradient(big_loss, X_BIG, g, seed=0)
+        assert r.verdict == "mismatch"
+        assert r.mismatched == ((1234,),)
+        assert r.n_evals < 600  # not 2n = 61,460
+        assert "random directions" in (r.strategy or "")
+
+    def test_a_1e_5_error_is_still_seen_along_the_directions(self) -> None:
+        """A 1e-5 error on one of 30,730 coordinates still fails, from the directions alone."""
+        g = 2 * A_BIG * X_BIG
+        g[1234] *= 1 + 1e-5
+        r = vg.check_gradient(big_loss, X_BIG, g, seed=0)
+        assert r.verdict == "mismatch"
+        assert "random directions disagree" in r.summary()
+
+    def test_correct_gradient_passes_with_a_cost_independent_of_n(self) -> None:
+        """The correct gradient passes; the evaluation count is the same at 5,000 and 30,730."""
+        costs = []
+        for n in (5_000, N_CIFAR):
+            a, x = A_BIG[:n], X_BIG[:n]
+            r = vg.check_gradient(lambda v, a=a: float(a @ (v * v)), x, 2 * a * x, seed=1)
+            assert r.verdict == "pass"
+            costs.append(r.n_evals)
+        assert costs[0] == costs[1]
+
+    def test_same_seed_same_directions(self) -> None:
+        """The check's generator is seeded: the same seed gives the same numbers."""
+        g = 2 * A_BIG * X_BIG
+        r1 = vg.check_gradient(big_loss, X_BIG, g, seed=3)
+        r2 = vg.check_gradient(big_loss, X_BIG, g, seed=3)
+        assert r1.directions == r2.directions
+        assert r1.n_checked == r2.n_checked == 32
+
+    def test_coordinates_method_checks_a_random_subset(self) -> None:
+        """method='coordinates' estimates n_coordinates coordinates and NaN elsewhere."""
+        x = np.random.default_rng(4).normal(size=500)
+        r = vg.check_gradient(
+            lambda v: float(np.sum(np.exp(v))),
+            x,
+            np.exp(x),
+            method="coordinates",
+            n_coordinates=20,
+            seed=0,
+        )
+        assert r.verdict == "pass"
+        assert r.n_checked == 20
+        assert np.count_nonzero(np.isfinite(r.numerical)) == 20
+
+    def test_global_random_state_untouched(self) -> None:
+        """Random directions come from the check's own generator, never numpy's global one."""
+        before = np.random.get_state()  # noqa: NPY002
+        vg.check_gradient(big_loss, X_BIG, 2 * A_BIG * X_BIG)
+        after = np.random.get_state()  # noqa: NPY002
+        assert all(np.array_equal(a, b) for a, b in zip(before[1:2], after[1:2], strict=True))
+        assert before[2:] == after[2:]

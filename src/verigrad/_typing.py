@@ -20,8 +20,19 @@ GradientFunction = Callable[..., Any]
 
 #: How the numerical gradient is estimated: a difference scheme over every coordinate, or
 #: "auto" (the full check while it is cheap).
-Method = Literal["auto", "central", "forward", "backward", "richardson", "complex"]
-METHODS: tuple[Method, ...] = ("auto", "central", "forward", "backward", "richardson", "complex")
+Method = Literal[
+    "auto", "central", "forward", "backward", "richardson", "complex", "directional", "coordinates"
+]
+METHODS: tuple[Method, ...] = (
+    "auto",
+    "central",
+    "forward",
+    "backward",
+    "richardson",
+    "complex",
+    "directional",
+    "coordinates",
+)
 
 #: Step size: a fixed absolute step, or "auto" for a per-coordinate step scaled to the parameter.
 Epsilon = float | Literal["auto"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
@@ -11,8 +12,18 @@ from typing import Any
 import numpy as np
 
 from ._arrays import gradient_array, loss_value, working_copy
+from ._directional import DirectionalOutcome, directional_check
 from ._typing import FAILURES, ArrayLike, Epsilon, FloatArray, Method
-from .compare import GRAD_LABEL, MARGIN, _nonfinite_where, judge, refine, relative_error
+from .compare import (
+    GRAD_LABEL,
+    MARGIN,
+    Coordinate,
+    Judgement,
+    _nonfinite_where,
+    judge,
+    refine,
+    relative_error,
+)
 from .estimators import (
     Estimate,
     complex_step,
@@ -31,6 +42,14 @@ from .exceptions import (
 from .result import CheckResult
 
 __all__ = ["assert_gradient", "check_gradient"]
+
+
+def _positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InvalidTypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 1:
+        raise InvalidArgumentError(f"{name}={value!r}: must be at least 1")
+    return int(value)
 
 
 def validate_rtol(rtol: object) -> float:
@@ -52,6 +71,9 @@ _EPS32 = float(np.finfo(np.float32).eps)
 _NOISE_ULPS = 8.0
 #: At most this many suspicious coordinates get a second opinion (4 evaluations each).
 MAX_REFINED = 256
+#: method="auto" checks every coordinate up to this size, and beyond it random directions plus
+#: a random subset of coordinates, whose cost does not grow with the size.
+AUTO_FULL_MAX = 2_000
 
 
 def _is_float32(values: FloatArray) -> bool:
@@ -72,6 +94,9 @@ def run_check(
     epsilon: Epsilon,
     rtol: float,
     kink_fails: bool = False,
+    seed: Any = None,
+    n_directions: int = 8,
+    n_coordinates: int = 32,
     loss_name: str = "loss",
     function: str | None = None,
     call_index: int | None = None,
@@ -92,9 +117,10 @@ def run_check(
     dtype = str(x.dtype) if isinstance(x, np.ndarray) else str(np.asarray(x).dtype)
     work = working_copy(x, "x")
     grad = gradient_array(analytical, work.shape, "analytical gradient")
-    used = "central" if method == "auto" else method
+    used: str = "central" if method == "auto" else method
     notes: list[str] = []
     state: dict[str, Any] = {"steps": np.full(work.shape, np.nan), "precision": "float64"}
+    outcome: DirectionalOutcome | None = None
 
     def finish(
         numerical: FloatArray,
@@ -107,7 +133,7 @@ def run_check(
         kinks: tuple[tuple[int, ...], ...] = (),
         bad: tuple[tuple[int, ...], ...] = (),
     ) -> CheckResult:
-        j = judge(numerical, grad, threshold)
+        j = _judge_subset(numerical, grad, threshold, state.get("checked"))
         if where:
             # The numerical gradient was never computed: do not blame "the loss near x" for it.
             where = "; ".join(w for w in (where, _nonfinite_where(grad, GRAD_LABEL)) if w)
@@ -126,7 +152,7 @@ def run_check(
             analytical=grad,
             max_abs_error=j.max_abs_error,
             worst=j.worst,
-            method=used,
+            method=used,  # type: ignore[arg-type]
             epsilon=epsilon,
             steps=state["steps"],
             n_evals=n_evals,
@@ -143,6 +169,15 @@ def run_check(
             kinks=kinks,
             mismatched=bad,
             notes=tuple(notes),
+            strategy=state.get("strategy"),
+            n_checked=(
+                int(state["checked"].size) if state.get("checked") is not None else work.size
+            ),
+            directions=(
+                tuple(zip(outcome.numerical, outcome.analytical, outcome.errors, strict=True))
+                if outcome is not None
+                else ()
+            ),
         )
 
     unknown = np.full(work.shape, np.nan)
@@ -165,7 +200,34 @@ def run_check(
     n_evals = 1
 
     eps = _EPS64
-    est = _complex_or_none(loss_at, work, epsilon, notes) if used == "complex" else None
+    checked: np.ndarray | None = None
+    n = work.size
+    if used in ("directional", "coordinates") or (method == "auto" and n > AUTO_FULL_MAX):
+        both = method == "auto"
+        rng = np.random.default_rng(seed)
+        picks = np.empty(0, dtype=np.intp)
+        parts = []
+        if both or used == "directional":
+            outcome = directional_check(
+                f, work, grad, f0, k=n_directions, rng=rng, eps=eps, margin=MARGIN
+            )
+            n_evals += outcome.n_evals
+            parts.append(f"{n_directions} random directions ({outcome.n_evals} evaluations)")
+        if both or used == "coordinates":
+            picks = rng.choice(n, size=min(n, n_coordinates), replace=False)
+            parts.append(f"{picks.size} random coordinates")
+        localized = np.asarray(outcome.localized if outcome else [], dtype=np.intp)
+        checked = np.union1d(picks, localized).astype(np.intp)
+        used = "auto" if both else used
+        state["strategy"] = f"{used} on {n:,} coordinates: " + " and ".join(parts)
+        # Few coordinates, each worth a sharper estimate: Richardson's larger step keeps the
+        # rounding noise of a big loss (many terms summed) well below a small discrepancy.
+        steps = step_sizes(work, epsilon, "richardson", eps)
+        est = coordinate_differences(f, work, steps, "richardson", f0, indices=checked.tolist())
+    else:
+        est = None
+    if est is None:
+        est = _complex_or_none(loss_at, work, epsilon, notes) if used == "complex" else None
     if est is None:
         used = "richardson" if used == "complex" else used
         steps = step_sizes(work, epsilon, used, eps)
@@ -198,19 +260,31 @@ def run_check(
 
     numerical = np.array(est.values)
     errors = _rounding_errors(est, f0, eps)
-    if not (np.isfinite(numerical).all() and np.isfinite(grad).all()):
+    state["checked"] = checked
+    flat_n, flat_a, flat_e = numerical.reshape(-1), grad.reshape(-1), errors.reshape(-1)
+    seen = flat_n if checked is None else flat_n[checked]
+    if not (np.isfinite(seen).all() and np.isfinite(grad).all()):
         return finish(numerical, n_evals, f0, threshold=threshold, errors=errors)
 
-    flat_n, flat_a, flat_e = numerical.reshape(-1), grad.reshape(-1), errors.reshape(-1)
     diff = np.abs(flat_a - flat_n)
     suspicious = (diff > MARGIN * flat_e) & (diff > threshold * (np.abs(flat_a) + np.abs(flat_n)))
     candidates = np.flatnonzero(suspicious)
     kinky = _kink_suspects(est, f0, eps, flat_n, flat_a)
-    global_error = relative_error(flat_n, flat_a)
+    global_error = _subset_error(flat_n, flat_a, checked)
     if global_error > threshold and diff.size:
         top = np.argsort(-diff, kind="stable")[:8]
         candidates = np.union1d(candidates, top[diff[top] > 0])
     if candidates.size == 0 and kinky.size == 0:
+        if outcome is not None and outcome.suspicious:
+            notes.append(_unexplained_directions(outcome))
+            return finish(
+                numerical,
+                n_evals,
+                f0,
+                verdict=_direction_verdict(outcome, n_directions),
+                threshold=threshold,
+                errors=errors,
+            )
         return finish(numerical, n_evals, f0, threshold=threshold, errors=errors)
 
     # Suspected bugs first, by how far beyond their error they lie; then suspected kinks.
@@ -234,7 +308,7 @@ def run_check(
 
     kinks = where_is(("kink", "kink-bad"))
     bad = where_is(("bad", "kink-bad"))
-    after = relative_error(flat_n, flat_a)
+    after = _subset_error(flat_n, flat_a, checked)
     if bad:
         notes.append(
             f"{len(bad)} coordinate(s) disagree beyond {MARGIN:g}x the estimated numerical "
@@ -248,6 +322,9 @@ def run_check(
             "subgradient)"
         )
         verdict = "kink"
+    elif outcome is not None and outcome.suspicious:
+        notes.append(_unexplained_directions(outcome))
+        verdict = _direction_verdict(outcome, n_directions)
     elif after <= threshold:
         verdict = "pass"
     else:
@@ -270,6 +347,46 @@ def run_check(
         errors=errors,
         kinks=kinks,
         bad=bad,
+    )
+
+
+def _judge_subset(
+    numerical: FloatArray, grad: FloatArray, threshold: float, checked: np.ndarray | None
+) -> Judgement:
+    """:func:`judge` over the coordinates that were estimated, with indices into the whole."""
+    if checked is None:
+        return judge(numerical, grad, threshold)
+    j = judge(numerical.reshape(-1)[checked], grad.reshape(-1)[checked], threshold)
+    shape = numerical.shape
+    worst = tuple(
+        Coordinate(
+            tuple(int(c) for c in np.unravel_index(int(checked[w.index[0]]), shape)),
+            w.analytical,
+            w.numerical,
+        )
+        for w in j.worst
+    )
+    return dataclasses.replace(j, worst=worst)
+
+
+def _subset_error(n: FloatArray, a: FloatArray, checked: np.ndarray | None) -> float:
+    if checked is None:
+        return relative_error(n, a)
+    return relative_error(n[checked], a[checked])
+
+
+def _direction_verdict(outcome: DirectionalOutcome, k: int) -> str:
+    """Directions alone make a mismatch when most of them see it: a real error in ``g`` shows
+    along almost every random direction, a fluke of the estimate along one."""
+    return "mismatch" if len(outcome.suspicious) >= max(2, (k + 1) // 2) else "inconclusive"
+
+
+def _unexplained_directions(outcome: DirectionalOutcome) -> str:
+    return (
+        f"{len(outcome.suspicious)} of {len(outcome.numerical)} random directions disagree "
+        f"with the gradient by up to {outcome.worst_ratio:.0f}x their estimated error, but no "
+        "single coordinate could be confirmed: the error is spread thin or too small per "
+        "coordinate; run a full check (method='central') to see the whole gradient"
     )
 
 
@@ -406,6 +523,8 @@ def check_gradient(
     rtol: float = 1e-5,
     seed: int | None = None,
     kink_fails: bool = False,
+    n_directions: int = 8,
+    n_coordinates: int = 32,
 ) -> CheckResult:
     """Compare an analytical gradient with finite differences of the loss at ``x``.
 
@@ -422,11 +541,18 @@ def check_gradient(
             ``"central"``, ``"forward"``, ``"backward"``, ``"richardson"`` (extrapolated central
             differences, error O(h^4), 4 evaluations per coordinate) or ``"complex"`` (the
             complex step, exact to rounding for a loss that takes complex input; otherwise
-            ``"richardson"`` is used and the result's notes say why).
+            ``"richardson"`` is used and the result's notes say why), ``"directional"``
+            (``n_directions`` random directions compared with ``u . g``, each suspicious one
+            bisected down to the coordinates responsible: a cost that does not grow with the
+            size) or ``"coordinates"`` (``n_coordinates`` random coordinates). ``"auto"`` checks
+            every coordinate up to 2,000 parameters and beyond that combines directions and
+            coordinates; ``result.strategy`` says what was done.
         epsilon: a fixed absolute step, or ``"auto"`` (a step scaled to each coordinate).
         rtol: the largest relative error that passes.
-        seed: seed for randomised parts of a check. The coordinate-wise methods of this version
-            are deterministic and do not draw from it; it never touches global random state.
+        seed: seed of the check's own generator, which draws the random directions and
+            coordinates; it never touches global random state.
+        n_directions: random directions for ``"directional"`` and large ``"auto"`` checks.
+        n_coordinates: random coordinates for ``"coordinates"`` and large ``"auto"`` checks.
         kink_fails: report a kink (the loss not differentiable inside the stencil, the gradient
             a valid subgradient there) as a failure instead of a pass.
 
@@ -459,6 +585,9 @@ def check_gradient(
         epsilon=epsilon,
         rtol=rtol,
         kink_fails=bool(kink_fails),
+        seed=seed,
+        n_directions=_positive_int(n_directions, "n_directions"),
+        n_coordinates=_positive_int(n_coordinates, "n_coordinates"),
         loss_name=f"loss {_name(loss)}",
         function=function,
     )
@@ -476,6 +605,8 @@ def assert_gradient(
     rtol: float = 1e-5,
     seed: int | None = None,
     kink_fails: bool = False,
+    n_directions: int = 8,
+    n_coordinates: int = 32,
 ) -> CheckResult:
     """Like :func:`check_gradient`, but raise when the check does not pass.
 
@@ -497,6 +628,8 @@ def assert_gradient(
         rtol=rtol,
         seed=seed,
         kink_fails=kink_fails,
+        n_directions=n_directions,
+        n_coordinates=n_coordinates,
     )
     if result.failed:
         raise GradientMismatchError(result)

@@ -165,7 +165,7 @@ def coordinate_differences(
     f: ScalarFunction,
     x: FloatArray,
     steps: FloatArray,
-    method: Method,
+    method: str,
     f0: float | None = None,
     indices: Sequence[int] | None = None,
 ) -> Estimate:

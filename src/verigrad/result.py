@@ -54,6 +54,12 @@ class CheckResult:
         kinks: coordinates where the loss has a kink inside the stencil.
         mismatched: coordinates confirmed wrong by a second, narrower stencil.
         notes: explanations of the verdict, one sentence each.
+        strategy: for checks that do not estimate every coordinate (methods ``"directional"``,
+            ``"coordinates"``, and ``"auto"`` beyond its size limit), what was done.
+        n_checked: how many coordinates were estimated one by one (``numerical`` is NaN at
+            the others).
+        directions: per random direction, ``(numerical, analytical, estimated error)`` of the
+            derivative along it.
     """
 
     passed: bool
@@ -82,6 +88,9 @@ class CheckResult:
     kinks: tuple[tuple[int, ...], ...] = ()
     mismatched: tuple[tuple[int, ...], ...] = ()
     notes: tuple[str, ...] = ()
+    strategy: str | None = None
+    n_checked: int | None = None
+    directions: tuple[tuple[float, float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.failed is None:
@@ -126,6 +135,8 @@ class CheckResult:
             f"  method {self.method}, {self._step_text()}, "
             f"{self.n_evals} loss evaluations in {_duration(self.duration_s)}",
         ]
+        if self.strategy:
+            lines.append(f"  {self.strategy}")
         if self.precision != "float64":
             lines.append(f"  precision: the loss computes in {self.precision}")
         if self.where:
@@ -246,6 +257,9 @@ class CheckResult:
             event["where"] = self.where
         if self.precision != "float64":
             event["precision"] = self.precision
+        if self.strategy:
+            event["strategy"] = self.strategy
+            event["n_checked"] = self.n_checked
         if self.kinks:
             event["n_kinks"] = len(self.kinks)
             event["kinks"] = [list(k) for k in self.kinks[:8]]
