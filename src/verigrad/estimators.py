@@ -242,7 +242,7 @@ def complex_step(f: Callable[[Any], complex], x: FloatArray, steps: FloatArray) 
     return Estimate(out.reshape(x.shape), steps.copy(), flat.size, "complex")
 
 
-def _check_resolution(flat: FloatArray, h: FloatArray, method: Method) -> None:
+def _check_resolution(flat: FloatArray, h: FloatArray, method: str) -> None:
     """Refuse steps too small to move a coordinate at all (x + h == x in floating point)."""
     with np.errstate(over="ignore", invalid="ignore"):
         if method in ("central", "richardson"):
