@@ -568,8 +568,8 @@ class TestNonFinite:
         assert "loss near x" in r.where
         assert r.worst[0].index == (2,)
 
-    def test_pole_inside_the_stencil(self) -> None:
-        """A pole of 1/(x - c) between x - h and x + h cannot pass, even with a fixed step."""
+    def test_pole_inside_the_stencil_is_resolved_by_a_narrower_one(self) -> None:
+        """A pole of 1/(x - c) inside x +- h, but not at x: the second opinion steps inside it."""
         c = np.array([10.0, 2.00005, 10.0])
 
         def loss(v: np.ndarray) -> float:
@@ -578,9 +578,15 @@ class TestNonFinite:
         def grad(v: np.ndarray) -> np.ndarray:
             return -1.0 / (v - c) ** 2
 
-        r = vg.check_gradient(loss, np.array([0.0, 2.0, 1.0]), grad, epsilon=1e-4)
-        assert not r.passed
-        assert r.worst[0].index == (1,)
+        x = np.array([0.0, 2.0, 1.0])
+        r = vg.check_gradient(loss, x, grad, epsilon=1e-4)
+        assert r.verdict == "pass"
+        assert r.numerical[1] == pytest.approx(grad(x)[1], rel=1e-4)
+        wrong = grad(x)
+        wrong[1] *= 1.01
+        bad = vg.check_gradient(loss, x, wrong, epsilon=1e-4)
+        assert bad.verdict == "mismatch"
+        assert bad.worst[0].index == (1,)
 
     @pytest.mark.parametrize("bad", [np.nan, np.inf])
     def test_non_finite_x_is_not_evaluated(self, bad: float) -> None:
