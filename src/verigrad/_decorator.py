@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import numpy as np
 import wrapt
 
 from . import _config
@@ -51,6 +52,10 @@ class CheckStats:
             counted.
         checks: calls that were checked.
         failures: checks that failed (verdicts "mismatch", "nonfinite"; "kink" if kinks fail).
+        coverage: the fraction of the parameter's coordinates estimated one by one in at least
+            one check so far (1.0 after any full check). Checks of large parameters estimate a
+            subset; successive checks rotate through all coordinates without repeats, so
+            coverage reaches 1.0 after about ``n / n_coordinates`` checks.
         undecided: checks that could not decide ("inconclusive", "nondeterministic"); each
             also emitted an :class:`InconclusiveCheckWarning`.
         max_relative_error: the largest relative error seen (``inf`` after a non-finite check,
@@ -64,6 +69,7 @@ class CheckStats:
     max_relative_error: float
     last_result: CheckResult | None
     undecided: int = 0
+    coverage: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,7 @@ class GradientChecker:
         self._undecided = 0
         self._max_error = 0.0
         self._last: CheckResult | None = None
+        self._rotation = Rotation(self.options.seed)
 
     # -- the call path ------------------------------------------------------------------------
 
@@ -164,6 +171,8 @@ class GradientChecker:
                 epsilon=self.options.epsilon,
                 rtol=self.options.rtol,
                 kink_fails=self.options.kink_fails,
+                seed=None if self.options.seed is None else (self.options.seed, i),
+                pick=self._rotation.take,
                 loss_name=f"loss {self._binder.loss_name}",
                 function=self.function,
                 call_index=i,
@@ -180,6 +189,8 @@ class GradientChecker:
             if err > self._max_error or math.isnan(err):
                 self._max_error = err
             self._last = result
+            if result.verdict != "nonfinite" or result.n_evals > 1:
+                self._rotation.cover(result.size, result.checked_indices)
         return result
 
     def _fail(self, result: CheckResult) -> None:
@@ -200,6 +211,7 @@ class GradientChecker:
                 checks=self._checks,
                 failures=self._failures,
                 undecided=self._undecided,
+                coverage=self._rotation.coverage,
                 max_relative_error=self._max_error,
                 last_result=self._last,
             )
@@ -226,6 +238,47 @@ class GradientChecker:
             f"<GradientChecker {self.function}: {s.calls} calls, {s.checks} checks, "
             f"{s.failures} failures>"
         )
+
+
+class Rotation:
+    """Hands out coordinates for subset checks: a seeded permutation, consumed without repeats,
+    a fresh one for each pass; and records which coordinates have been checked.
+
+    Not thread-safe by itself: ``take`` runs inside a check, ``cover`` under the checker's lock;
+    a race between two checks' ``take`` can at worst hand a coordinate out twice.
+    """
+
+    def __init__(self, seed: int | None) -> None:
+        self._rng = np.random.default_rng(seed)
+        self._order = np.empty(0, dtype=np.intp)
+        self._next = 0
+        self._covered = np.zeros(0, dtype=bool)
+
+    def take(self, n: int, m: int) -> np.ndarray:
+        """The next ``m`` coordinates of ``n`` in this pass's order."""
+        picked: list[np.ndarray] = []
+        while m > 0:
+            if self._order.size != n or self._next >= n:
+                self._order = self._rng.permutation(n)
+                self._next = 0
+            chunk = self._order[self._next : self._next + m]
+            self._next += chunk.size
+            picked.append(chunk)
+            m -= chunk.size
+        return np.unique(np.concatenate(picked)) if picked else np.empty(0, dtype=np.intp)
+
+    def cover(self, n: int, indices: np.ndarray | None) -> None:
+        """Record a check of ``indices`` (None: all ``n`` coordinates)."""
+        if self._covered.size != n:
+            self._covered = np.zeros(n, dtype=bool)
+        if indices is None:
+            self._covered[:] = True
+        else:
+            self._covered[indices] = True
+
+    @property
+    def coverage(self) -> float:
+        return float(self._covered.mean()) if self._covered.size else 0.0
 
 
 def _peek(counter: itertools.count[int]) -> int:

@@ -97,6 +97,7 @@ def run_check(
     seed: Any = None,
     n_directions: int = 8,
     n_coordinates: int = 32,
+    pick: Callable[[int, int], np.ndarray] | None = None,
     loss_name: str = "loss",
     function: str | None = None,
     call_index: int | None = None,
@@ -170,6 +171,7 @@ def run_check(
             mismatched=bad,
             notes=tuple(notes),
             strategy=state.get("strategy"),
+            checked_indices=state.get("checked"),
             n_checked=(
                 int(state["checked"].size) if state.get("checked") is not None else work.size
             ),
@@ -214,8 +216,9 @@ def run_check(
             n_evals += outcome.n_evals
             parts.append(f"{n_directions} random directions ({outcome.n_evals} evaluations)")
         if both or used == "coordinates":
-            picks = rng.choice(n, size=min(n, n_coordinates), replace=False)
-            parts.append(f"{picks.size} random coordinates")
+            m = min(n, n_coordinates)
+            picks = rng.choice(n, size=m, replace=False) if pick is None else pick(n, m)
+            parts.append(f"{picks.size} {'random' if pick is None else 'rotating'} coordinates")
         localized = np.asarray(outcome.localized if outcome else [], dtype=np.intp)
         checked = np.union1d(picks, localized).astype(np.intp)
         used = "auto" if both else used

@@ -58,6 +58,8 @@ class CheckResult:
             ``"coordinates"``, and ``"auto"`` beyond its size limit), what was done.
         n_checked: how many coordinates were estimated one by one (``numerical`` is NaN at
             the others).
+        checked_indices: flat indices of the coordinates estimated one by one, or None when
+            every coordinate was.
         directions: per random direction, ``(numerical, analytical, estimated error)`` of the
             derivative along it.
     """
@@ -91,11 +93,12 @@ class CheckResult:
     strategy: str | None = None
     n_checked: int | None = None
     directions: tuple[tuple[float, float, float], ...] = ()
+    checked_indices: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.failed is None:
             object.__setattr__(self, "failed", self.verdict in FAILURES)
-        for arr in (self.numerical, self.analytical, self.steps, self.errors):
+        for arr in (self.numerical, self.analytical, self.steps, self.errors, self.checked_indices):
             if arr is not None:
                 arr.setflags(write=False)
 
