@@ -301,3 +301,30 @@ class TestDirectional:
         after = np.random.get_state()  # noqa: NPY002
         assert all(np.array_equal(a, b) for a, b in zip(before[1:2], after[1:2], strict=True))
         assert before[2:] == after[2:]
+
+
+class TestDirectionOptions:
+    def test_gaussian_directions_also_catch_a_wrong_coordinate(self) -> None:
+        """directions='gaussian' finds the same single-coordinate bug."""
+        g = 2 * A_BIG * X_BIG
+        g[1234] *= 1.01
+        r = vg.check_gradient(big_loss, X_BIG, g, seed=0, directions="gaussian")
+        assert r.verdict == "mismatch"
+        assert r.mismatched == ((1234,),)
+
+    def test_options_are_validated(self) -> None:
+        """Bad direction options are refused, naming the argument."""
+        with pytest.raises(vg.InvalidArgumentError, match="directions="):
+            vg.check_gradient(big_loss, X_BIG, 2 * A_BIG * X_BIG, directions="uniform")  # type: ignore[arg-type]
+        with pytest.raises(vg.InvalidArgumentError, match="n_directions"):
+            vg.verified_gradient(loss=big_loss, n_directions=0)
+
+    def test_decorator_passes_its_options_to_the_check(self) -> None:
+        """The decorator's n_coordinates decides how many coordinates a large check estimates."""
+        grad = vg.verified_gradient(loss=big_loss, mode="debug", n_coordinates=5, seed=0)(
+            lambda v: 2 * A_BIG * v
+        )
+        with capture_logs() as logs:
+            grad(X_BIG)
+        assert logs[0]["n_checked"] == 5
+        assert grad.verigrad.stats.coverage == pytest.approx(5 / N_CIFAR)

@@ -10,7 +10,7 @@ import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import wrapt
@@ -21,7 +21,7 @@ from ._config import validate_mode
 from ._policy import Schedule
 from ._reporting import report
 from ._typing import ON_FAILURE, Epsilon, Method, Mode, OnFailure
-from .check import run_check, validate_rtol
+from .check import _positive_int, run_check, validate_directions, validate_rtol
 from .estimators import validate_epsilon, validate_method
 from .exceptions import (
     GradientMismatchError,
@@ -85,6 +85,9 @@ class CheckOptions:
     mode: Mode | None
     on_failure: OnFailure
     kink_fails: bool
+    n_directions: int
+    n_coordinates: int
+    directions: str
     method: Method
     epsilon: Epsilon
     rtol: float
@@ -173,6 +176,9 @@ class GradientChecker:
                 kink_fails=self.options.kink_fails,
                 seed=None if self.options.seed is None else (self.options.seed, i),
                 pick=self._rotation.take,
+                n_directions=self.options.n_directions,
+                n_coordinates=self.options.n_coordinates,
+                directions=self.options.directions,
                 loss_name=f"loss {self._binder.loss_name}",
                 function=self.function,
                 call_index=i,
@@ -349,6 +355,9 @@ def verified_gradient(
     epsilon: Epsilon = "auto",
     rtol: float = 1e-5,
     kink_fails: bool = False,
+    n_directions: int = 8,
+    n_coordinates: int = 32,
+    directions: Literal["rademacher", "gaussian"] = "rademacher",
 ) -> Callable[[F], F]:
     """Check a hand-written gradient function against finite differences of its loss.
 
@@ -379,6 +388,9 @@ def verified_gradient(
         epsilon: a fixed absolute step, or ``"auto"`` (scaled to each coordinate).
         rtol: the largest relative error that passes.
         kink_fails: treat a kink inside the stencil as a failure instead of a pass.
+        n_directions, n_coordinates, directions: the size of checks of large parameters
+            (see :func:`check_gradient`); the coordinates rotate through the whole parameter
+            from one check to the next.
 
     Returns:
         A decorator for functions, methods, classmethods and staticmethods. The decorated
@@ -403,6 +415,9 @@ def verified_gradient(
         mode=None if mode is None else validate_mode(mode),
         on_failure=on_failure,
         kink_fails=bool(kink_fails),
+        n_directions=_positive_int(n_directions, "n_directions"),
+        n_coordinates=_positive_int(n_coordinates, "n_coordinates"),
+        directions=validate_directions(directions),
         method=validate_method(method),
         epsilon=validate_epsilon(epsilon),
         rtol=validate_rtol(rtol),

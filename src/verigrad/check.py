@@ -7,7 +7,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -42,6 +42,15 @@ from .exceptions import (
 from .result import CheckResult
 
 __all__ = ["assert_gradient", "check_gradient"]
+
+
+def validate_directions(value: object) -> Literal["rademacher", "gaussian"]:
+    """Return ``value`` if it names a kind of random direction, else raise naming it."""
+    if value not in ("rademacher", "gaussian"):
+        raise InvalidArgumentError(
+            f"directions={value!r}: choose 'rademacher' (random signs) or 'gaussian'"
+        )
+    return value  # type: ignore[return-value,unused-ignore]
 
 
 def _positive_int(value: object, name: str) -> int:
@@ -97,6 +106,7 @@ def run_check(
     seed: Any = None,
     n_directions: int = 8,
     n_coordinates: int = 32,
+    directions: str = "rademacher",
     pick: Callable[[int, int], np.ndarray] | None = None,
     loss_name: str = "loss",
     function: str | None = None,
@@ -211,7 +221,15 @@ def run_check(
         parts = []
         if both or used == "directional":
             outcome = directional_check(
-                f, work, grad, f0, k=n_directions, rng=rng, eps=eps, margin=MARGIN
+                f,
+                work,
+                grad,
+                f0,
+                k=n_directions,
+                rng=rng,
+                eps=eps,
+                margin=MARGIN,
+                gaussian=directions == "gaussian",
             )
             n_evals += outcome.n_evals
             parts.append(f"{n_directions} random directions ({outcome.n_evals} evaluations)")
@@ -556,6 +574,7 @@ def check_gradient(
     kink_fails: bool = False,
     n_directions: int = 8,
     n_coordinates: int = 32,
+    directions: Literal["rademacher", "gaussian"] = "rademacher",
 ) -> CheckResult:
     """Compare an analytical gradient with finite differences of the loss at ``x``.
 
@@ -584,6 +603,8 @@ def check_gradient(
             coordinates; it never touches global random state.
         n_directions: random directions for ``"directional"`` and large ``"auto"`` checks.
         n_coordinates: random coordinates for ``"coordinates"`` and large ``"auto"`` checks.
+        directions: ``"rademacher"`` (random signs) or ``"gaussian"`` direction entries, each
+            scaled by ``max(|x_i|, 1)``.
         kink_fails: report a kink (the loss not differentiable inside the stencil, the gradient
             a valid subgradient there) as a failure instead of a pass.
 
@@ -619,6 +640,7 @@ def check_gradient(
         seed=seed,
         n_directions=_positive_int(n_directions, "n_directions"),
         n_coordinates=_positive_int(n_coordinates, "n_coordinates"),
+        directions=validate_directions(directions),
         loss_name=f"loss {_name(loss)}",
         function=function,
     )
@@ -638,6 +660,7 @@ def assert_gradient(
     kink_fails: bool = False,
     n_directions: int = 8,
     n_coordinates: int = 32,
+    directions: Literal["rademacher", "gaussian"] = "rademacher",
 ) -> CheckResult:
     """Like :func:`check_gradient`, but raise when the check does not pass.
 
@@ -661,6 +684,7 @@ def assert_gradient(
         kink_fails=kink_fails,
         n_directions=n_directions,
         n_coordinates=n_coordinates,
+        directions=directions,
     )
     if result.failed:
         raise GradientMismatchError(result)
