@@ -35,50 +35,39 @@ class InvalidTypeError(VerigradError, TypeError):
     """An argument, or a value returned by a user function, has a type verigrad cannot check."""
 
 
-class GradientMismatchError(VerigradError, AssertionError):
+class _CarriesResult(Exception):
+    """Message = the result's summary; ``.result`` = the whole record; pickles with it."""
+
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(result.summary())
+        self.result = result
+
+    def __reduce__(self) -> tuple[type[_CarriesResult], tuple[CheckResult]]:
+        return (type(self), (self.result,))
+
+
+class GradientMismatchError(_CarriesResult, VerigradError, AssertionError):
     """A gradient check failed: the analytical gradient disagrees with the numerical one.
 
     Also raised for the verdict ``"nonfinite"``: a NaN or inf never passes a check.
     The full :class:`~verigrad.CheckResult` is available as :attr:`result`.
     """
 
-    def __init__(self, result: CheckResult) -> None:
-        super().__init__(result.summary())
-        self.result = result
 
-    def __reduce__(self) -> tuple[type[GradientMismatchError], tuple[CheckResult]]:
-        return (type(self), (self.result,))
-
-
-class InconclusiveCheckError(VerigradError, AssertionError):
+class InconclusiveCheckError(_CarriesResult, VerigradError, AssertionError):
     """:func:`~verigrad.assert_gradient` could not decide: the verdict is ``"inconclusive"`` or
     ``"nondeterministic"``. Not a gradient bug; the message says what kept the check from a
     verdict (noise, a loss that changes between calls)."""
-
-    def __init__(self, result: CheckResult) -> None:
-        super().__init__(result.summary())
-        self.result = result
-
-    def __reduce__(self) -> tuple[type[InconclusiveCheckError], tuple[CheckResult]]:
-        return (type(self), (self.result,))
 
 
 class VerigradWarning(UserWarning):
     """Root of every warning verigrad emits."""
 
 
-class InconclusiveCheckWarning(VerigradWarning):
+class InconclusiveCheckWarning(_CarriesResult, VerigradWarning):
     """A decorated gradient's check could not decide (verdict ``"inconclusive"`` or
     ``"nondeterministic"``); :attr:`result` holds the details."""
 
-    def __init__(self, result: CheckResult) -> None:
-        super().__init__(result.summary())
-        self.result = result
 
-
-class GradientMismatchWarning(VerigradWarning):
+class GradientMismatchWarning(_CarriesResult, VerigradWarning):
     """A failed check reported with ``on_failure="warn"``; :attr:`result` holds the details."""
-
-    def __init__(self, result: CheckResult) -> None:
-        super().__init__(result.summary())
-        self.result = result
