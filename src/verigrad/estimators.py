@@ -129,27 +129,43 @@ def shifted_values(
         raise AssertionError("working copy must be contiguous")
     flat = x.reshape(-1)
     m = len(multipliers)
-    values = np.empty((len(indices), m), dtype=np.float64)
-    offsets = np.empty((len(indices), m), dtype=np.float64)
-    k = i = 0
+    # Plain Python lists in the loop: numpy scalar item access costs more than the loss for
+    # cheap losses, and the tool's own work per evaluation must stay O(1) and small.
+    vals: list[float] = []
+    offs: list[float] = []
+    hs = list(steps)
+    i = 0
     v = 0.0
     try:
-        for k, i in enumerate(indices):
-            v = float(flat[i])
-            h = steps[k]
-            row_v, row_o = values[k], offsets[k]
-            for j in range(m):
-                moved = v + multipliers[j] * h
-                flat[i] = moved
-                row_v[j] = f(x)
-                row_o[j] = moved - v
-            flat[i] = v
+        if m == 2:
+            m0, m1 = multipliers
+            for k, i in enumerate(indices):
+                v = float(flat[i])
+                up, down = v + m0 * hs[k], v + m1 * hs[k]
+                flat[i] = up
+                vals.append(f(x))
+                flat[i] = down
+                vals.append(f(x))
+                flat[i] = v
+                offs.append(up - v)
+                offs.append(down - v)
+        else:
+            for k, i in enumerate(indices):
+                v = float(flat[i])
+                for mult in multipliers:
+                    moved = v + mult * hs[k]
+                    flat[i] = moved
+                    vals.append(f(x))
+                    offs.append(moved - v)
+                flat[i] = v
     except BaseException as exc:
         if len(indices):
             flat[i] = v
             index = tuple(int(c) for c in np.unravel_index(i, x.shape)) if x.ndim else ()
             _add_note(exc, f"verigrad: raised while evaluating the loss at coordinate {index}")
         raise
+    values = np.array(vals, dtype=np.float64).reshape(len(indices), m)
+    offsets = np.array(offs, dtype=np.float64).reshape(len(indices), m)
     return values, offsets
 
 
