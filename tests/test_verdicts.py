@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 import verigrad as vg
@@ -328,3 +330,36 @@ class TestDirectionOptions:
             grad(X_BIG)
         assert logs[0]["n_checked"] == 5
         assert grad.verigrad.stats.coverage == pytest.approx(5 / N_CIFAR)
+
+
+class TestVerdictLaws:
+    @settings(max_examples=40, deadline=None)
+    @given(
+        n=st.integers(1, 40),
+        seed=st.integers(0, 2**32 - 1),
+        which=st.integers(0, 39),
+        rel=st.sampled_from([1e-2, -1e-2, 1e-1, -2.0]),
+    )
+    def test_smooth_composition_correct_passes_and_perturbed_fails(
+        self, n: int, seed: int, which: int, rel: float
+    ) -> None:
+        """For random smooth losses the exact gradient passes and a wrong coordinate is named."""
+        rng = np.random.default_rng(seed)
+        a = rng.uniform(0.5, 2.0, n)
+        b = rng.normal(size=n)
+        x = rng.normal(size=n)
+
+        def loss(v: np.ndarray) -> float:
+            return float(np.sum(a * np.log1p(np.exp(b * v))) + 0.5 * np.sum(v**2))
+
+        exact = a * b / (1.0 + np.exp(-b * x)) + x
+        good = vg.check_gradient(loss, x, exact)
+        assert good.verdict == "pass", good.summary()
+        k = which % n
+        if abs(exact[k]) < 1e-3:
+            return  # a relative error of a near-zero entry is below any sensible threshold
+        bad_grad = exact.copy()
+        bad_grad[k] *= 1 + rel
+        bad = vg.check_gradient(loss, x, bad_grad)
+        assert bad.verdict == "mismatch", bad.summary()
+        assert (k,) in bad.mismatched
