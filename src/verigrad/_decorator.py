@@ -22,7 +22,7 @@ from ._policy import Schedule
 from ._reporting import report
 from ._typing import ON_FAILURE, Epsilon, Method, Mode, OnFailure
 from .check import _positive_int, run_check, validate_directions, validate_rtol
-from .estimators import validate_epsilon, validate_method
+from .estimators import DEFAULT_BATCH_BYTES, validate_epsilon, validate_method
 from .exceptions import (
     GradientMismatchError,
     GradientMismatchWarning,
@@ -88,6 +88,8 @@ class CheckOptions:
     n_directions: int
     n_coordinates: int
     directions: str
+    vectorized: bool
+    batch_bytes: int
     method: Method
     epsilon: Epsilon
     rtol: float
@@ -179,6 +181,8 @@ class GradientChecker:
                 n_directions=self.options.n_directions,
                 n_coordinates=self.options.n_coordinates,
                 directions=self.options.directions,
+                vectorized=self.options.vectorized,
+                batch_bytes=self.options.batch_bytes,
                 loss_name=f"loss {self._binder.loss_name}",
                 function=self.function,
                 call_index=i,
@@ -358,6 +362,8 @@ def verified_gradient(
     n_directions: int = 8,
     n_coordinates: int = 32,
     directions: Literal["rademacher", "gaussian"] = "rademacher",
+    vectorized: bool = False,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
 ) -> Callable[[F], F]:
     """Check a hand-written gradient function against finite differences of its loss.
 
@@ -391,6 +397,8 @@ def verified_gradient(
         n_directions, n_coordinates, directions: the size of checks of large parameters
             (see :func:`check_gradient`); the coordinates rotate through the whole parameter
             from one check to the next.
+        vectorized, batch_bytes: the loss takes a batch of points stacked along a leading axis
+            and returns one value per point (see :func:`check_gradient`).
 
     Returns:
         A decorator for functions, methods, classmethods and staticmethods. The decorated
@@ -418,6 +426,8 @@ def verified_gradient(
         n_directions=_positive_int(n_directions, "n_directions"),
         n_coordinates=_positive_int(n_coordinates, "n_coordinates"),
         directions=validate_directions(directions),
+        vectorized=bool(vectorized),
+        batch_bytes=_positive_int(batch_bytes, "batch_bytes"),
         method=validate_method(method),
         epsilon=validate_epsilon(epsilon),
         rtol=validate_rtol(rtol),

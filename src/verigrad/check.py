@@ -25,6 +25,8 @@ from .compare import (
     relative_error,
 )
 from .estimators import (
+    DEFAULT_BATCH_BYTES,
+    BatchedLoss,
     Estimate,
     complex_step,
     coordinate_differences,
@@ -108,6 +110,8 @@ def run_check(
     n_coordinates: int = 32,
     directions: str = "rademacher",
     pick: Callable[[int, int], np.ndarray] | None = None,
+    vectorized: bool = False,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
     loss_name: str = "loss",
     function: str | None = None,
     call_index: int | None = None,
@@ -203,8 +207,13 @@ def run_check(
             f"the parameter x is not finite at {first_bad.size} coordinate(s), first {index}",
         )
 
-    def f(point: FloatArray) -> float:
-        return loss_value(loss_at(point), loss_name)
+    f: Callable[[FloatArray], float]
+    if vectorized:
+        f = BatchedLoss(loss_at, work.nbytes, loss_name, batch_bytes)
+    else:
+
+        def f(point: FloatArray) -> float:
+            return loss_value(loss_at(point), loss_name)
 
     f0 = f(work)
     if not math.isfinite(f0):
@@ -578,6 +587,8 @@ def check_gradient(
     n_directions: int = 8,
     n_coordinates: int = 32,
     directions: Literal["rademacher", "gaussian"] = "rademacher",
+    vectorized: bool = False,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
 ) -> CheckResult:
     """Compare an analytical gradient with finite differences of the loss at ``x``.
 
@@ -608,6 +619,10 @@ def check_gradient(
         n_coordinates: random coordinates for ``"coordinates"`` and large ``"auto"`` checks.
         directions: ``"rademacher"`` (random signs) or ``"gaussian"`` direction entries, each
             scaled by ``max(|x_i|, 1)``.
+        vectorized: the loss accepts many points stacked along a new leading axis, shape
+            ``(B, *x.shape)``, and returns one value per point, shape ``(B,)``; the perturbed
+            points of a coordinate-wise check are then evaluated in batches.
+        batch_bytes: the memory for one batch of points (default 64 MiB).
         kink_fails: report a kink (the loss not differentiable inside the stencil, the gradient
             a valid subgradient there) as a failure instead of a pass.
 
@@ -644,6 +659,8 @@ def check_gradient(
         n_directions=_positive_int(n_directions, "n_directions"),
         n_coordinates=_positive_int(n_coordinates, "n_coordinates"),
         directions=validate_directions(directions),
+        vectorized=bool(vectorized),
+        batch_bytes=_positive_int(batch_bytes, "batch_bytes"),
         loss_name=f"loss {_name(loss)}",
         function=function,
     )
@@ -664,6 +681,8 @@ def assert_gradient(
     n_directions: int = 8,
     n_coordinates: int = 32,
     directions: Literal["rademacher", "gaussian"] = "rademacher",
+    vectorized: bool = False,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
 ) -> CheckResult:
     """Like :func:`check_gradient`, but raise when the check does not pass.
 
@@ -688,6 +707,8 @@ def assert_gradient(
         n_directions=n_directions,
         n_coordinates=n_coordinates,
         directions=directions,
+        vectorized=vectorized,
+        batch_bytes=batch_bytes,
     )
     if result.failed:
         raise GradientMismatchError(result)

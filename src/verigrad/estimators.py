@@ -127,6 +127,8 @@ def shifted_values(
     """
     if not x.flags.c_contiguous:  # pragma: no cover - x is always C-contiguous here
         raise AssertionError("working copy must be contiguous")
+    if isinstance(f, BatchedLoss):
+        return _shifted_batches(f, x, indices, steps, multipliers)
     flat = x.reshape(-1)
     m = len(multipliers)
     # Plain Python lists in the loop: numpy scalar item access costs more than the loss for
@@ -166,6 +168,80 @@ def shifted_values(
         raise
     values = np.array(vals, dtype=np.float64).reshape(len(indices), m)
     offsets = np.array(offs, dtype=np.float64).reshape(len(indices), m)
+    return values, offsets
+
+
+#: Default memory for one batch of perturbed points handed to a vectorized loss.
+DEFAULT_BATCH_BYTES = 64 * 2**20
+
+
+class BatchedLoss:
+    """A vectorized loss: called with points stacked along a leading axis, one value each.
+
+    Calling the object evaluates one point (as a batch of one); :meth:`batch` evaluates many.
+    ``batch_size`` points fit in ``max_bytes``.
+    """
+
+    def __init__(
+        self,
+        loss: Callable[[FloatArray], Any],
+        point_nbytes: int,
+        name: str = "loss",
+        max_bytes: int = DEFAULT_BATCH_BYTES,
+    ) -> None:
+        self._loss = loss
+        self.name = name
+        self.batch_size = max(1, int(max_bytes) // max(1, point_nbytes))
+
+    def batch(self, points: FloatArray) -> FloatArray:
+        """The loss at each of ``points`` (shape ``(B, *x.shape)``) as a float64 array (B,)."""
+        raw = self._loss(points)
+        try:
+            values = np.asarray(raw)
+        except Exception as exc:  # pragma: no cover - exotic return types
+            raise InvalidTypeError(f"{self.name} returned {type(raw).__name__}") from exc
+        if values.dtype.kind not in "iuf":
+            raise InvalidTypeError(
+                f"{self.name} (vectorized) returned dtype {values.dtype}; it must return real "
+                "numbers, one per point"
+            )
+        if values.shape != (len(points),):
+            raise InvalidArgumentError(
+                f"{self.name} is vectorized: given {len(points)} points stacked along axis 0 it "
+                f"must return {len(points)} values, shape ({len(points)},), but returned shape "
+                f"{values.shape}"
+            )
+        out: FloatArray = values.astype(np.float64, copy=False)
+        return out
+
+    def __call__(self, x: FloatArray) -> float:
+        return float(self.batch(x[None])[0])
+
+
+def _shifted_batches(
+    f: BatchedLoss,
+    x: FloatArray,
+    indices: Sequence[int],
+    steps: Sequence[float],
+    multipliers: Sequence[float],
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`shifted_values` for a vectorized loss: perturbed copies evaluated in batches."""
+    flat = x.reshape(-1)
+    m = len(multipliers)
+    idx = np.asarray(indices, dtype=np.intp)
+    h = np.asarray(steps, dtype=np.float64)
+    base = flat[idx]
+    moved = base[:, None] + np.asarray(multipliers)[None, :] * h[:, None]
+    offsets = moved - base[:, None]
+    values = np.empty(moved.shape)
+    rows = idx.repeat(m)
+    flat_moved = moved.reshape(-1)
+    flat_values = values.reshape(-1)
+    for start in range(0, rows.size, f.batch_size):
+        stop = min(start + f.batch_size, rows.size)
+        points = np.broadcast_to(flat, (stop - start, flat.size)).copy()
+        points[np.arange(stop - start), rows[start:stop]] = flat_moved[start:stop]
+        flat_values[start:stop] = f.batch(points.reshape(stop - start, *x.shape))
     return values, offsets
 
 
