@@ -7,6 +7,7 @@ import math
 import os
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from .exceptions import (
     GradientMismatchWarning,
     InconclusiveCheckWarning,
     InvalidArgumentError,
+    InvalidTypeError,
 )
 from .result import CheckResult
 
@@ -39,6 +41,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: runs a check, so that a loss calling a decorated gradient neither starts a nested check
 #: (that would recurse, and cost 2n checks per check) nor counts as a call.
 _CONTEXT_MODE = _config._CONTEXT_MODE
+#: The clock of the overhead budget (a module attribute, so tests can drive it).
+_clock = time.perf_counter
 _HOLDER = _config._HOLDER
 
 
@@ -56,6 +60,9 @@ class CheckStats:
             one check so far (1.0 after any full check). Checks of large parameters estimate a
             subset; successive checks rotate through all coordinates without repeats, so
             coverage reaches 1.0 after about ``n / n_coordinates`` checks.
+        check_time_s: wall time spent in checks.
+        overhead: ``check_time_s`` as a fraction of the wall time since the first checked call
+            (training and checks together); what ``budget=`` keeps near its value.
         undecided: checks that could not decide ("inconclusive", "nondeterministic"); each
             also emitted an :class:`InconclusiveCheckWarning`.
         max_relative_error: the largest relative error seen (``inf`` after a non-finite check,
@@ -70,6 +77,8 @@ class CheckStats:
     last_result: CheckResult | None
     undecided: int = 0
     coverage: float = 0.0
+    check_time_s: float = 0.0
+    overhead: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,7 @@ class CheckOptions:
     directions: str
     vectorized: bool
     batch_bytes: int
+    budget: float | None
     method: Method
     epsilon: Epsilon
     rtol: float
@@ -108,7 +118,7 @@ class GradientChecker:
         self.function = str(getattr(_binding_target(func), "__qualname__", repr(func)))
         self._binder = Binder(func, options.wrt, options.loss)
         self._schedule = Schedule(
-            sample_rate=options.sample_rate,
+            sample_rate=1.0 if options.budget is not None else options.sample_rate,
             every=options.every,
             first=options.first,
             seed=options.seed,
@@ -126,6 +136,11 @@ class GradientChecker:
         self._max_error = 0.0
         self._last: CheckResult | None = None
         self._rotation = Rotation(self.options.seed)
+        self._t0: float | None = None
+        self._check_time = 0.0
+        self._allowed_at = 0.0
+        self._mark = (0, 0.0)  # (call index, time) at the end of the last check
+        self._rate = 0.0  # seconds per call between the last two checks
 
     # -- the call path ------------------------------------------------------------------------
 
@@ -147,16 +162,22 @@ class GradientChecker:
     def _maybe_check(
         self, i: int, mode: str, wrapped: Any, instance: Any, args: Any, kwargs: Any
     ) -> Any:
+        if self._t0 is None:
+            self._t0 = _clock()
         gradient = wrapped(*args, **kwargs)
         if mode == "debug":
             trigger: str | None = "debug"
         else:
             with self._lock:
                 trigger = self._schedule.take(i)
+                if trigger == "sample" and self.options.budget is not None:
+                    trigger = self._within_budget(i)
                 self._next_due = self._schedule.next_due
         if trigger is None:
             return gradient
+        started = _clock()
         result = self._check(i, instance, args, kwargs, gradient)
+        self._account(i, _clock() - started, trigger)
         report(result, trigger=trigger)
         if result.failed:
             self._fail(result)
@@ -203,6 +224,51 @@ class GradientChecker:
                 self._rotation.cover(result.size, result.checked_indices)
         return result
 
+    def _account(self, i: int, spent: float, trigger: str) -> None:
+        """Add a check's time; with a budget, schedule the next sampled check from it.
+
+        To keep checking at a fraction ``b`` of the wall time, a check that took ``c`` seconds
+        must be followed by ``c (1/b - 1)`` seconds of training before the next one; at the
+        mean time per call measured so far that is a number of calls.
+        """
+        with self._lock:
+            self._check_time += spent
+            budget = self.options.budget
+            if budget is None or trigger == "debug" or self._t0 is None:
+                return
+            now = _clock()
+            self._allowed_at = now + spent * (1.0 / budget - 1.0)
+            if i > self._mark[0]:
+                self._rate = (now - spent - self._mark[1]) / (i - self._mark[0])
+            self._mark = (i, now)
+            self._defer_to(i, now)
+
+    def _within_budget(self, i: int) -> str | None:
+        """A sampled check comes due: take it if the budget allows, else push it back."""
+        now = _clock()
+        if now >= self._allowed_at:
+            return "sample"
+        self._defer_to(i, now)
+        return None
+
+    def _defer_to(self, i: int, now: float) -> None:
+        # Calls until the budget allows the next check, at the time per call measured so far;
+        # an estimate, so the check is re-examined (and deferred again) when it comes due. The
+        # gap never exceeds the calls seen so far: early on the rate is barely measured.
+        if i > self._mark[0]:  # the rate since the last check: follows a loss that changes speed
+            per_call = (now - self._mark[1]) / (i - self._mark[0])
+        elif self._rate > 0:  # right after a check: the rate between the last two checks
+            per_call = self._rate
+        else:
+            training = max(now - (self._t0 or now) - self._check_time, 0.0)
+            per_call = training / (i + 1)
+        wait = max(self._allowed_at - now, 0.0)
+        gap = max(1, math.ceil(wait / per_call)) if per_call > 0 else 1
+        gap = min(gap, i + 1)
+        self._schedule.next_sample = i + gap
+        self._schedule.next_due = self._schedule.next_due_from(i + 1)
+        self._next_due = self._schedule.next_due
+
     def _fail(self, result: CheckResult) -> None:
         action = self.options.on_failure
         if action == "raise":
@@ -222,9 +288,17 @@ class GradientChecker:
                 failures=self._failures,
                 undecided=self._undecided,
                 coverage=self._rotation.coverage,
+                check_time_s=self._check_time,
+                overhead=self._overhead(),
                 max_relative_error=self._max_error,
                 last_result=self._last,
             )
+
+    def _overhead(self) -> float:
+        if self._t0 is None:
+            return 0.0
+        wall = _clock() - self._t0
+        return self._check_time / wall if wall > 0 else 0.0
 
     @property
     def last_result(self) -> CheckResult | None:
@@ -289,6 +363,19 @@ class Rotation:
     @property
     def coverage(self) -> float:
         return float(self._covered.mean()) if self._covered.size else 0.0
+
+
+def _budget(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+        raise InvalidTypeError(f"budget must be a number or None, not {type(value).__name__}")
+    fraction = float(value)
+    if not (0.0 < fraction < 1.0):
+        raise InvalidArgumentError(
+            f"budget={value!r}: the fraction of time for checks must lie in (0, 1)"
+        )
+    return fraction
 
 
 def _peek(counter: itertools.count[int]) -> int:
@@ -364,6 +451,7 @@ def verified_gradient(
     directions: Literal["rademacher", "gaussian"] = "rademacher",
     vectorized: bool = False,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
+    budget: float | None = None,
 ) -> Callable[[F], F]:
     """Check a hand-written gradient function against finite differences of its loss.
 
@@ -397,6 +485,11 @@ def verified_gradient(
         n_directions, n_coordinates, directions: the size of checks of large parameters
             (see :func:`check_gradient`); the coordinates rotate through the whole parameter
             from one check to the next.
+        budget: a fraction of the wall time (e.g. 0.05) that checks may take: the gap to the
+            next sampled check is derived from the last check's duration and the measured
+            time per call, instead of from ``sample_rate``, so the overhead stays near the
+            budget as the loss gets faster or slower. ``first`` and ``every`` checks still
+            happen; debug mode ignores the budget. ``stats.overhead`` reports the fraction.
         vectorized, batch_bytes: the loss takes a batch of points stacked along a leading axis
             and returns one value per point (see :func:`check_gradient`).
 
@@ -428,6 +521,7 @@ def verified_gradient(
         directions=validate_directions(directions),
         vectorized=bool(vectorized),
         batch_bytes=_positive_int(batch_bytes, "batch_bytes"),
+        budget=_budget(budget),
         method=validate_method(method),
         epsilon=validate_epsilon(epsilon),
         rtol=validate_rtol(rtol),

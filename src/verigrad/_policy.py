@@ -73,7 +73,7 @@ class Schedule:
         self._rng = np.random.default_rng(self.seed)
         gap = self._gap()
         self.next_sample = NEVER if gap == NEVER else gap - 1
-        self.next_due = self._next_due_from(0)
+        self.next_due = self.next_due_from(0)
 
     def _gap(self) -> int:
         if self.sample_rate <= 0.0:
@@ -82,7 +82,7 @@ class Schedule:
             return 1
         return int(self._rng.geometric(self.sample_rate))
 
-    def _next_due_from(self, i: int) -> int:
+    def next_due_from(self, i: int) -> int:
         """The smallest index ``>= i`` that is due."""
         if i < self.first:
             return i
@@ -106,5 +106,5 @@ class Schedule:
         if i >= self.next_sample:
             reason = reason or "sample"
             self.next_sample = i + self._gap()
-        self.next_due = self._next_due_from(i + 1)
+        self.next_due = self.next_due_from(i + 1)
         return reason

@@ -1,0 +1,83 @@
+"""budget=: checks take about the given fraction of the wall time, on a simulated clock."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from structlog.testing import capture_logs
+
+import verigrad as vg
+from verigrad import _decorator
+
+
+class FakeClock:
+    """A clock that only moves when the test says so: training steps and loss evaluations."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(_decorator, "_clock", fake)
+    return fake
+
+
+def make(clock: FakeClock, budget: float, eval_cost: float = 1e-3, **options: object):
+    def loss(v: np.ndarray) -> float:
+        clock.now += eval_cost  # each loss evaluation takes eval_cost seconds
+        return float(np.sum(v**2))
+
+    return vg.verified_gradient(loss=loss, budget=budget, seed=0, **options)(lambda v: 2 * v)
+
+
+def train(clock: FakeClock, grad, steps: int, step_cost: float) -> None:
+    w = np.linspace(-1.0, 1.0, 10)
+    with capture_logs():
+        for _ in range(steps):
+            clock.now += step_cost
+            grad(w)
+
+
+class TestBudget:
+    @pytest.mark.parametrize("budget", [0.02, 0.1, 0.3])
+    def test_overhead_settles_near_the_budget(self, clock: FakeClock, budget: float) -> None:
+        """Each check costs 22 ms of a 10 ms-per-step run; the overhead stays near the budget."""
+        grad = make(clock, budget)
+        train(clock, grad, 5_000, 0.010)
+        stats = grad.verigrad.stats
+        assert stats.overhead == pytest.approx(budget, rel=0.2)
+        assert stats.checks > 5
+
+    def test_adapts_when_the_training_step_slows_down(self, clock: FakeClock) -> None:
+        """When steps get 5x slower, a check is a smaller share of a step: more checks per step,
+        and the overhead stays at the budget."""
+        grad = make(clock, 0.1)
+        train(clock, grad, 2_000, 0.010)
+        checks_fast = grad.verigrad.stats.checks
+        train(clock, grad, 2_000, 0.050)
+        stats = grad.verigrad.stats
+        assert stats.overhead == pytest.approx(0.1, rel=0.2)
+        assert stats.checks - checks_fast > 3 * checks_fast
+
+    def test_first_checks_are_not_skipped(self, clock: FakeClock) -> None:
+        """first=5 checks the first five calls, whatever the budget says."""
+        grad = make(clock, 0.01, first=5)
+        train(clock, grad, 5, 0.010)
+        assert grad.verigrad.stats.checks == 5
+
+    def test_debug_mode_ignores_the_budget(self, clock: FakeClock) -> None:
+        """In debug mode every call is checked."""
+        grad = make(clock, 0.01, mode="debug")
+        train(clock, grad, 50, 0.010)
+        assert grad.verigrad.stats.checks == 50
+
+    @pytest.mark.parametrize("bad", [0.0, 1.0, -0.1, 2])
+    def test_budget_must_be_a_fraction(self, bad: float) -> None:
+        """A budget outside (0, 1) is refused, naming budget."""
+        with pytest.raises(vg.InvalidArgumentError, match="budget="):
+            vg.verified_gradient(loss=lambda v: 0.0, budget=bad)
