@@ -103,3 +103,19 @@ def softmax_grad_one_wrong(
     g = softmax_grad(W, X, labels, reg)
     g[1, 2] *= 1.01
     return g
+
+
+def quartic_loss(x: np.ndarray, a: np.ndarray) -> float:
+    """sum(a * x^4) / 4: module level, so process pools can pickle it."""
+    return float(np.sum(a * x**4)) / 4.0
+
+
+def quartic_grad(x: np.ndarray, a: np.ndarray) -> np.ndarray:
+    return a * x**3
+
+
+def failing_loss(x: np.ndarray) -> float:
+    """Raises when coordinate 7 is moved up: an error from inside a worker."""
+    if x.reshape(-1)[7] > 0.5:
+        raise FloatingPointError("loss blew up")
+    return float(np.sum(x**2))

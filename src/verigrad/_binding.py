@@ -125,16 +125,8 @@ class Binder:
         )
         if position is not None and position < len(call_args):
             before, after = tuple(call_args[:position]), tuple(call_args[position + 1 :])
-
-            def loss_at(point: Any) -> Any:
-                return loss(*before, point, *after, **call_kwargs)
-
-        else:
-
-            def loss_at(point: Any) -> Any:
-                return loss(*call_args, **{**call_kwargs, name: point})
-
-        return x, loss_at
+            return x, _AtPosition(loss, before, after, call_kwargs)
+        return x, _AtKeyword(loss, tuple(call_args), call_kwargs, name)
 
     def _resolve_loss(self, instance: Any) -> Callable[..., Any]:
         loss = self._loss
@@ -166,3 +158,31 @@ class Binder:
             return False
         owner = self._func.__qualname__.rpartition(".")[0]
         return bool(owner) and loss.__qualname__.rpartition(".")[0] == owner
+
+
+class _AtPosition:
+    """``point -> loss(*before, point, *after, **kwargs)``; picklable (for process pools)."""
+
+    def __init__(
+        self,
+        loss: Callable[..., Any],
+        before: tuple[Any, ...],
+        after: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        self.loss, self.before, self.after, self.kwargs = loss, before, after, kwargs
+
+    def __call__(self, point: Any) -> Any:
+        return self.loss(*self.before, point, *self.after, **self.kwargs)
+
+
+class _AtKeyword:
+    """``point -> loss(*args, **kwargs, name=point)``; picklable (for process pools)."""
+
+    def __init__(
+        self, loss: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], name: str
+    ) -> None:
+        self.loss, self.args, self.kwargs, self.name = loss, args, kwargs, name
+
+    def __call__(self, point: Any) -> Any:
+        return self.loss(*self.args, **{**self.kwargs, self.name: point})

@@ -10,6 +10,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -22,7 +23,7 @@ from ._config import validate_mode
 from ._policy import Schedule
 from ._reporting import report
 from ._typing import ON_FAILURE, Epsilon, Method, Mode, OnFailure
-from .check import _positive_int, run_check, validate_directions, validate_rtol
+from .check import _executor, _positive_int, run_check, validate_directions, validate_rtol
 from .estimators import DEFAULT_BATCH_BYTES, validate_epsilon, validate_method
 from .exceptions import (
     GradientMismatchError,
@@ -99,6 +100,7 @@ class CheckOptions:
     directions: str
     vectorized: bool
     batch_bytes: int
+    executor: Any
     budget: float | None
     method: Method
     epsilon: Epsilon
@@ -204,6 +206,7 @@ class GradientChecker:
                 directions=self.options.directions,
                 vectorized=self.options.vectorized,
                 batch_bytes=self.options.batch_bytes,
+                executor=self.options.executor,
                 loss_name=f"loss {self._binder.loss_name}",
                 function=self.function,
                 call_index=i,
@@ -452,6 +455,7 @@ def verified_gradient(
     vectorized: bool = False,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
     budget: float | None = None,
+    executor: Executor | None = None,
 ) -> Callable[[F], F]:
     """Check a hand-written gradient function against finite differences of its loss.
 
@@ -490,6 +494,8 @@ def verified_gradient(
             time per call, instead of from ``sample_rate``, so the overhead stays near the
             budget as the loss gets faster or slower. ``first`` and ``every`` checks still
             happen; debug mode ignores the budget. ``stats.overhead`` reports the fraction.
+        executor: spread each check's coordinates over this executor (see
+            :func:`check_gradient`).
         vectorized, batch_bytes: the loss takes a batch of points stacked along a leading axis
             and returns one value per point (see :func:`check_gradient`).
 
@@ -522,6 +528,7 @@ def verified_gradient(
         vectorized=bool(vectorized),
         batch_bytes=_positive_int(batch_bytes, "batch_bytes"),
         budget=_budget(budget),
+        executor=_executor(executor),
         method=validate_method(method),
         epsilon=validate_epsilon(epsilon),
         rtol=validate_rtol(rtol),

@@ -7,11 +7,12 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from typing import Any, Literal
 
 import numpy as np
 
-from ._arrays import gradient_array, loss_value, working_copy
+from ._arrays import gradient_array, working_copy
 from ._directional import DirectionalOutcome, directional_check
 from ._typing import FAILURES, ArrayLike, Epsilon, FloatArray, Method
 from .compare import (
@@ -28,6 +29,7 @@ from .estimators import (
     DEFAULT_BATCH_BYTES,
     BatchedLoss,
     Estimate,
+    ScalarLoss,
     complex_step,
     coordinate_differences,
     shifted_values,
@@ -53,6 +55,15 @@ def validate_directions(value: object) -> Literal["rademacher", "gaussian"]:
             f"directions={value!r}: choose 'rademacher' (random signs) or 'gaussian'"
         )
     return value  # type: ignore[return-value,unused-ignore]
+
+
+def _executor(value: object) -> Executor | None:
+    if value is not None and not callable(getattr(value, "submit", None)):
+        raise InvalidTypeError(
+            f"executor must be a concurrent.futures.Executor (something with .submit), not "
+            f"{type(value).__name__}"
+        )
+    return value  # type: ignore[return-value]
 
 
 def _positive_int(value: object, name: str) -> int:
@@ -112,6 +123,7 @@ def run_check(
     pick: Callable[[int, int], np.ndarray] | None = None,
     vectorized: bool = False,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
+    executor: Executor | None = None,
     loss_name: str = "loss",
     function: str | None = None,
     call_index: int | None = None,
@@ -211,9 +223,7 @@ def run_check(
     if vectorized:
         f = BatchedLoss(loss_at, work.nbytes, loss_name, batch_bytes)
     else:
-
-        def f(point: FloatArray) -> float:
-            return loss_value(loss_at(point), loss_name)
+        f = ScalarLoss(loss_at, loss_name, executor)
 
     f0 = f(work)
     if not math.isfinite(f0):
@@ -561,11 +571,17 @@ def _loss_at(
 ) -> Callable[[FloatArray], Any]:
     if not args and not kwargs:
         return loss  # one call layer less per evaluation
+    return _WithArgs(loss, tuple(args), dict(kwargs))
 
-    def loss_at(point: FloatArray) -> Any:
-        return loss(point, *args, **kwargs)
 
-    return loss_at
+class _WithArgs:
+    """``x -> loss(x, *args, **kwargs)``, picklable when its parts are (for process pools)."""
+
+    def __init__(self, loss: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]):
+        self.loss, self.args, self.kwargs = loss, args, kwargs
+
+    def __call__(self, point: FloatArray) -> Any:
+        return self.loss(point, *self.args, **self.kwargs)
 
 
 def _name(func: Any) -> str:
@@ -589,6 +605,7 @@ def check_gradient(
     directions: Literal["rademacher", "gaussian"] = "rademacher",
     vectorized: bool = False,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
+    executor: Executor | None = None,
 ) -> CheckResult:
     """Compare an analytical gradient with finite differences of the loss at ``x``.
 
@@ -623,6 +640,10 @@ def check_gradient(
             ``(B, *x.shape)``, and returns one value per point, shape ``(B,)``; the perturbed
             points of a coordinate-wise check are then evaluated in batches.
         batch_bytes: the memory for one batch of points (default 64 MiB).
+        executor: a :class:`concurrent.futures.Executor` (thread or process pool, loky,
+            ``dask.distributed.Client.get_executor()``, ...) to spread the coordinates of a
+            check over, in chunks assembled in order. Process and cluster executors need a
+            picklable loss (defined at module level); a loss that is not gets a clear error.
         kink_fails: report a kink (the loss not differentiable inside the stencil, the gradient
             a valid subgradient there) as a failure instead of a pass.
 
@@ -661,6 +682,7 @@ def check_gradient(
         directions=validate_directions(directions),
         vectorized=bool(vectorized),
         batch_bytes=_positive_int(batch_bytes, "batch_bytes"),
+        executor=_executor(executor),
         loss_name=f"loss {_name(loss)}",
         function=function,
     )
@@ -683,6 +705,7 @@ def assert_gradient(
     directions: Literal["rademacher", "gaussian"] = "rademacher",
     vectorized: bool = False,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
+    executor: Executor | None = None,
 ) -> CheckResult:
     """Like :func:`check_gradient`, but raise when the check does not pass.
 
@@ -709,6 +732,7 @@ def assert_gradient(
         directions=directions,
         vectorized=vectorized,
         batch_bytes=batch_bytes,
+        executor=executor,
     )
     if result.failed:
         raise GradientMismatchError(result)

@@ -7,8 +7,12 @@ are thin wrappers over the same machinery the checks use.
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
+import pickle
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,6 +133,9 @@ def shifted_values(
         raise AssertionError("working copy must be contiguous")
     if isinstance(f, BatchedLoss):
         return _shifted_batches(f, x, indices, steps, multipliers)
+    executor = getattr(f, "executor", None)
+    if executor is not None and len(indices) > 1:
+        return _shifted_on(executor, f, x, indices, steps, multipliers)
     flat = x.reshape(-1)
     m = len(multipliers)
     # Plain Python lists in the loop: numpy scalar item access costs more than the loss for
@@ -245,6 +252,62 @@ def _shifted_batches(
     return values, offsets
 
 
+def _evaluate_chunk(
+    f: ScalarFunction,
+    x: FloatArray,
+    indices: Sequence[int],
+    steps: Sequence[float],
+    multipliers: Sequence[float],
+) -> tuple[FloatArray, FloatArray]:
+    """One task of a parallel check: runs in a worker on its own copy of the point."""
+    return shifted_values(f, np.array(x, order="C"), indices, steps, multipliers)
+
+
+def _unpicklable(executor: Executor, exc: BaseException) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        f"the loss cannot be sent to {type(executor).__name__}: {exc}. Process and cluster "
+        "executors pickle the loss: define it (and what it uses) at module level, not as a "
+        "lambda or a local function, or use a thread executor"
+    )
+
+
+def _shifted_on(
+    executor: Executor,
+    f: ScalarFunction,
+    x: FloatArray,
+    indices: Sequence[int],
+    steps: Sequence[float],
+    multipliers: Sequence[float],
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`shifted_values` split into chunks of coordinates run as tasks on ``executor``,
+    assembled in order. Each task gets its own copy of the point."""
+    workers = getattr(executor, "_max_workers", None) or os.cpu_count() or 1
+    n_chunks = max(1, min(len(indices), 4 * int(workers)))
+    bounds = np.linspace(0, len(indices), n_chunks + 1).astype(int)
+    idx, hs = list(indices), list(steps)
+    shipped = ScalarLoss(f.fn, f.name) if isinstance(f, ScalarLoss) else f
+    if isinstance(executor, ProcessPoolExecutor):
+        try:  # a process pool pickles lazily, in a feeder thread: find out here, clearly
+            pickle.dumps(shipped)
+        except Exception as exc:
+            raise _unpicklable(executor, exc) from exc
+    try:
+        futures = [
+            executor.submit(_evaluate_chunk, shipped, x, idx[a:b], hs[a:b], multipliers)
+            for a, b in itertools.pairwise(bounds.tolist())
+            if b > a
+        ]
+        parts = [future.result() for future in futures]
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        message = str(exc).lower()
+        if not any(word in message for word in ("pickle", "local object", "serializ")):
+            raise
+        raise _unpicklable(executor, exc) from exc
+    values = np.concatenate([p[0] for p in parts]) if parts else np.empty((0, len(multipliers)))
+    offsets = np.concatenate([p[1] for p in parts]) if parts else np.empty((0, len(multipliers)))
+    return values, offsets
+
+
 _MULTIPLIERS: dict[str, tuple[float, ...]] = {
     "central": (1.0, -1.0),
     "forward": (1.0,),
@@ -352,13 +415,28 @@ def _check_resolution(flat: FloatArray, h: FloatArray, method: str) -> None:
         )
 
 
+class ScalarLoss:
+    """A loss as the estimators call it: one point in, a Python float out, or an error naming
+    the loss. Picklable when the loss is, so chunks of a check can go to other processes; an
+    ``executor`` attached to it spreads coordinate-wise checks over that executor."""
+
+    def __init__(
+        self, fn: Callable[..., Any], name: str = "f", executor: Executor | None = None
+    ) -> None:
+        self.fn = fn
+        self.name = name
+        self.executor = executor
+
+    def __call__(self, x: FloatArray) -> float:
+        return loss_value(self.fn(x), self.name)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"fn": self.fn, "name": self.name, "executor": None}
+
+
 def scalar_function(f: Callable[..., Any], name: str = "f") -> ScalarFunction:
     """Wrap ``f`` so that each call returns a Python float or raises naming ``name``."""
-
-    def call(x: FloatArray) -> float:
-        return loss_value(f(x), name)
-
-    return call
+    return ScalarLoss(f, name)
 
 
 def numerical_gradient(
