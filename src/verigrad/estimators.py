@@ -114,6 +114,11 @@ def _add_note(exc: BaseException, note: str) -> None:
         add_note(note)
 
 
+def _note_coordinate(exc: BaseException, flat_index: int, shape: tuple[int, ...]) -> None:
+    index = tuple(int(c) for c in np.unravel_index(flat_index, shape)) if shape else ()
+    _add_note(exc, f"verigrad: raised while evaluating the loss at coordinate {index}")
+
+
 def shifted_values(
     f: ScalarFunction,
     x: FloatArray,
@@ -170,8 +175,7 @@ def shifted_values(
     except BaseException as exc:
         if len(indices):
             flat[i] = v
-            index = tuple(int(c) for c in np.unravel_index(i, x.shape)) if x.ndim else ()
-            _add_note(exc, f"verigrad: raised while evaluating the loss at coordinate {index}")
+            _note_coordinate(exc, i, x.shape)
         raise
     values = np.array(vals, dtype=np.float64).reshape(len(indices), m)
     offsets = np.array(offs, dtype=np.float64).reshape(len(indices), m)
@@ -391,8 +395,7 @@ def complex_step(f: Callable[[Any], complex], x: FloatArray, steps: FloatArray) 
             out[i] = f(work).imag / hs[i]
             flat[i] = v
     except BaseException as exc:
-        index = tuple(int(c) for c in np.unravel_index(i, x.shape)) if x.ndim else ()
-        _add_note(exc, f"verigrad: raised while evaluating the loss at coordinate {index}")
+        _note_coordinate(exc, i, x.shape)
         raise
     return Estimate(out.reshape(x.shape), steps.copy(), flat.size, "complex")
 
