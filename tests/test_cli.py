@@ -496,3 +496,16 @@ class TestReport:
         assert "no such file" in err
         assert "no gradient_check events in" in err
         assert "(2 non-empty lines)" in err
+
+
+class TestClosedPipe:
+    """Output to a reader that went away."""
+
+    class _ClosedPipe(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError
+
+    def test_broken_pipe(self, model: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A closed stdout (``verigrad sweep ... | head``) ends quietly with status 141."""
+        monkeypatch.setattr(sys, "stdout", self._ClosedPipe())
+        assert _run("sweep", f"{model}:loss", f"{model}:grad", "--shape", "3") == 141

@@ -281,7 +281,11 @@ def format_summary(summary: LogSummary, max_failures: int = 10) -> str:
         f"{summary.checks} gradient checks of {n_functions} "
         f"function{'s' if n_functions != 1 else ''}: "
         f"{summary.failures} failed, {summary.undecided} undecided"
-        + (f" ({summary.skipped} other lines skipped)" if summary.skipped else ""),
+        + (
+            f" ({summary.skipped} other line{'s' if summary.skipped != 1 else ''} skipped)"
+            if summary.skipped
+            else ""
+        ),
         "verdicts: " + ", ".join(f"{v} {n}" for v, n in summary.verdicts.items()),
         "",
     ]

@@ -11,7 +11,8 @@ gradient is wrong (a failing verdict; for ``report``, at least one failed check 
 2 nothing was checked: a usage error, a module or attribute that cannot be found, a point file
 that cannot be read, a loss or gradient that raised (the traceback is printed), an empty log,
 a missing optional dependency; 3 the check could not decide (``inconclusive`` or
-``nondeterministic``: not a gradient bug, but not a pass either).
+``nondeterministic``: not a gradient bug, but not a pass either). An interrupt gives 130, a
+closed output pipe 141, as the shell reports for those signals.
 """
 
 from __future__ import annotations
@@ -514,6 +515,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict()))
     else:
         lo, hi = float(np.min(result.auto_steps)), float(np.max(result.auto_steps))
+        span = f"{lo:.2e}" if math.isclose(lo, hi, rel_tol=1e-3) else f"{lo:.2e} .. {hi:.2e}"
         print(
             f"central differences of {args.loss} against {args.grad}, "
             f"{result.size} coordinates, point "
@@ -524,8 +526,8 @@ def _run_sweep(args: argparse.Namespace) -> int:
             )
         )
         print(
-            f'epsilon="auto" steps eps**(1/3) * max(|x_i|, 1): {lo:.2e} .. {hi:.2e} '
-            f"(median {result.auto_step:.2e}, the dashed line on the plot)"
+            f'epsilon="auto" steps eps**(1/3) * max(|x_i|, 1): {span} '
+            f"(median {result.auto_step:.2e}: the dashed line on the plot)"
         )
         print()
         print(format_table(result))
@@ -612,6 +614,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
+    except BrokenPipeError:
+        # The reader went away (``verigrad sweep ... | head``): stop quietly, as a process
+        # killed by SIGPIPE would, and keep Python from complaining while it flushes stdout.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
     finally:
         sys.path[:] = saved_path
     return EXIT_USAGE
