@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training_logs import write_log
+from training_logs import PINNED, write_log
 from verigrad.cli import (
     EXIT_FAILED,
     EXIT_OK,
@@ -445,6 +445,7 @@ class TestSweep:
         assert "larger than the largest step" in capsys.readouterr().err
 
 
+@PINNED
 class TestReport:
     """``verigrad report``."""
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from training_logs import write_log
+from training_logs import PINNED, write_log
 from verigrad._logreport import format_summary, parse_line, read_events, summarise
 
 EVENT = {
@@ -106,6 +106,7 @@ class TestReadEvents:
         assert [e.undecided for e in events] == [False, True, False, False]
 
 
+@PINNED
 class TestSummarise:
     """The summary of a real training run's log."""
 
@@ -153,6 +154,7 @@ class TestSummarise:
         assert data["functions"]["bad_grad"]["failures"] == 2
 
 
+@PINNED
 class TestFormatSummary:
     """The text report."""
 
