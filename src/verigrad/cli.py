@@ -315,7 +315,7 @@ def _add_functions(p: argparse.ArgumentParser) -> None:
     p.add_argument("grad", metavar="MODULE:GRAD", help="its hand-written gradient, e.g. model:grad")
 
 
-def _add_point(p: argparse.ArgumentParser) -> None:
+def _add_point(p: argparse.ArgumentParser, seed_help: str) -> None:
     group = p.add_argument_group("the point (one of)").add_mutually_exclusive_group(required=True)
     group.add_argument(
         "--shape",
@@ -329,9 +329,7 @@ def _add_point(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help=".npy file, or .npz (one array: that array; several: a dict {name: array})",
     )
-    p.add_argument(
-        "--seed", type=int, default=0, help="seed of the random point and of the check (0)"
-    )
+    p.add_argument("--seed", type=int, default=0, help=seed_help)
 
 
 def _add_progress(p: argparse.ArgumentParser) -> None:
@@ -365,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
         "2 usage error, 3 could not decide.",
     )
     _add_functions(check)
-    _add_point(check)
+    _add_point(check, "seed of the random point and of the check's random draws (0)")
     check.add_argument("--method", choices=METHODS, default="auto", help="(default auto)")
     check.add_argument(
         "--epsilon", type=_epsilon, default="auto", help="step: a number or auto (default)"
@@ -389,9 +387,13 @@ def build_parser() -> argparse.ArgumentParser:
         "down to --smallest, and at the steps epsilon='auto' chooses.",
     )
     _add_functions(sweep)
-    _add_point(sweep)
-    sweep.add_argument("--largest", type=_positive_float, default=1e-1, help="(1e-1)")
-    sweep.add_argument("--smallest", type=_positive_float, default=1e-13, help="(1e-13)")
+    _add_point(sweep, "seed of the random point (0)")
+    sweep.add_argument(
+        "--largest", type=_positive_float, default=1e-1, help="the largest step (1e-1)"
+    )
+    sweep.add_argument(
+        "--smallest", type=_positive_float, default=1e-13, help="the smallest step (1e-13)"
+    )
     sweep.add_argument(
         "--per-decade", type=_positive_int, default=1, help="steps per factor of ten (1)"
     )
