@@ -144,7 +144,10 @@ def shifted_values(
     flat = x.reshape(-1)
     m = len(multipliers)
     # Plain Python lists in the loop: numpy scalar item access costs more than the loss for
-    # cheap losses, and the tool's own work per evaluation must stay O(1) and small.
+    # cheap losses, and the tool's own work per evaluation must stay O(1) and small. For the
+    # same reason a ScalarLoss is unwrapped: its checks run inline, on values that are not
+    # already Python floats only.
+    fn, name = (f.fn, f.name) if type(f) is ScalarLoss else (f, "f")
     vals: list[float] = []
     offs: list[float] = []
     hs = list(steps)
@@ -157,9 +160,11 @@ def shifted_values(
                 v = float(flat[i])
                 up, down = v + m0 * hs[k], v + m1 * hs[k]
                 flat[i] = up
-                vals.append(f(x))
+                y = fn(x)
+                vals.append(y if type(y) is float else loss_value(y, name))
                 flat[i] = down
-                vals.append(f(x))
+                y = fn(x)
+                vals.append(y if type(y) is float else loss_value(y, name))
                 flat[i] = v
                 offs.append(up - v)
                 offs.append(down - v)
@@ -169,7 +174,8 @@ def shifted_values(
                 for mult in multipliers:
                     moved = v + mult * hs[k]
                     flat[i] = moved
-                    vals.append(f(x))
+                    y = fn(x)
+                    vals.append(y if type(y) is float else loss_value(y, name))
                     offs.append(moved - v)
                 flat[i] = v
     except BaseException as exc:
