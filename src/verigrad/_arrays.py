@@ -17,6 +17,21 @@ def _describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+_NOTHING = object()
+
+
+def _as_float64(arr: np.ndarray, name: str, what: str) -> np.ndarray:
+    """``arr.astype(float64)``, refusing values beyond float64's range (10**400, long doubles)."""
+    try:
+        with np.errstate(over="raise"):
+            return arr.astype(np.float64)
+    except (OverflowError, FloatingPointError) as exc:
+        raise InvalidArgumentError(
+            f"{name} holds a value too large for float64 ({exc}); {what} must hold real "
+            "numbers below 1.8e308 in magnitude"
+        ) from exc
+
+
 def _real_array(value: Any, name: str, what: str) -> np.ndarray:
     """``np.asarray(value)`` that refuses non-numeric, boolean and complex data."""
     if value is None:
@@ -26,6 +41,8 @@ def _real_array(value: Any, name: str, what: str) -> np.ndarray:
     except Exception as exc:  # ragged lists and the like
         raise InvalidTypeError(f"{name} cannot be converted to an array: {exc}") from exc
     kind = arr.dtype.kind
+    if kind == "f" and arr.dtype.itemsize > 8:  # long double: may lie beyond float64's range
+        return _as_float64(arr, name, what)
     if kind in "iuf":
         return arr
     if kind == "b":
@@ -37,14 +54,20 @@ def _real_array(value: Any, name: str, what: str) -> np.ndarray:
             f"{name} has complex dtype {arr.dtype}; verigrad checks gradients of real parameters"
         )
     if kind == "O":
-        # astype would parse numeric strings ("1.5") and turn True into 1.0: refuse both.
-        odd = next((v for v in arr.flat if isinstance(v, (str, bytes, bool, np.bool_))), None)
-        if odd is not None:
+        # astype would parse numeric strings ("1.5"), turn True into 1.0 and None into NaN:
+        # refuse all three.
+        odd = next(
+            (v for v in arr.flat if v is None or isinstance(v, (str, bytes, bool, np.bool_))),
+            _NOTHING,
+        )
+        if odd is not _NOTHING:
             raise InvalidTypeError(
                 f"{name} holds a {type(odd).__name__} ({odd!r}); {what} must hold real numbers"
             )
         try:
-            return arr.astype(np.float64)
+            return _as_float64(arr, name, what)
+        except InvalidArgumentError:
+            raise
         except (TypeError, ValueError) as exc:
             raise InvalidTypeError(
                 f"{name} holds Python objects that are not real numbers ({exc})"
@@ -85,6 +108,8 @@ def loss_value(value: Any, name: str = "loss") -> float:
     """The scalar a loss returned, as a Python float (NaN and inf are kept for the verdict)."""
     if type(value) is float:
         return value
+    if type(value) is np.float64:  # what np.sum, np.dot and friends return
+        return float(value)
     if isinstance(value, (bool, np.bool_)):
         raise InvalidTypeError(f"{name} returned a bool ({value}); it must return a real number")
     if isinstance(value, (int, float)):

@@ -12,8 +12,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ._arrays import gradient_array, working_copy
+from ._arrays import _real_array, gradient_array, working_copy
 from ._directional import DirectionalOutcome, directional_check
+from ._tree import Tree, TreeLoss, is_tree
 from ._typing import FAILURES, ArrayLike, Epsilon, FloatArray, Method
 from .compare import (
     GRAD_LABEL,
@@ -139,10 +140,36 @@ def run_check(
     narrower, which tells a real bug (the discrepancy holds) from a kink (one-sided derivatives
     disagree at both steps) and from noise (the estimates scatter more than the gap). The loss is
     evaluated at ``x`` once more at the end: a different value means it is nondeterministic.
+
+    A structured ``x`` (nested dicts, lists, tuples of arrays and numbers) is checked as one
+    flat vector of its leaves; the result names coordinates by leaf and has per-leaf errors.
     """
+    if is_tree(x):
+        tree, flat = Tree.of(x, "x")
+        result = run_check(
+            TreeLoss(loss_at, tree),
+            flat,
+            tree.gradient(analytical),
+            method=method,
+            epsilon=epsilon,
+            rtol=rtol,
+            kink_fails=kink_fails,
+            seed=seed,
+            n_directions=n_directions,
+            n_coordinates=n_coordinates,
+            directions=directions,
+            pick=pick,
+            vectorized=vectorized,
+            batch_bytes=batch_bytes,
+            executor=executor,
+            loss_name=loss_name,
+            function=function,
+            call_index=call_index,
+        )
+        return _with_tree(result, tree)
     start = time.perf_counter()
+    work = working_copy(x, "x")  # first: refuses a ragged list before np.asarray sees it
     dtype = str(x.dtype) if isinstance(x, np.ndarray) else str(np.asarray(x).dtype)
-    work = working_copy(x, "x")
     grad = gradient_array(analytical, work.shape, "analytical gradient")
     used: str = "central" if method == "auto" else method
     notes: list[str] = []
@@ -273,7 +300,8 @@ def run_check(
         steps = step_sizes(work, epsilon, used, eps)
         est = coordinate_differences(f, work, steps, used, f0)
         sampled = np.concatenate(([f0], _finite_sample(est)))
-        if _is_float32(sampled):
+        # A non-finite estimate is already the verdict: never trade it for a new estimate.
+        if _is_float32(sampled) and np.isfinite(est.values).all():
             eps = _EPS32
             state["precision"] = "float32"
             notes.append(
@@ -290,7 +318,10 @@ def run_check(
 
     f_again = f(work) if work.size else f0
     n_evals += 1 if work.size else 0
-    if f_again != f0 and abs(f_again - f0) > 64 * eps * max(abs(f0), abs(f_again)):
+    # A NaN or inf on the second evaluation is a change too: never a pass.
+    if f_again != f0 and not (
+        math.isfinite(f_again) and abs(f_again - f0) <= 64 * eps * max(abs(f0), abs(f_again))
+    ):
         notes.append(
             f"the loss gave {f0!r} and then {f_again!r} at the same point: it is not a function "
             "of x alone (dropout, sampling, a random batch, hidden state). Fix the seed or the "
@@ -306,8 +337,10 @@ def run_check(
     if not (np.isfinite(seen).all() and np.isfinite(grad).all()):
         return finish(numerical, n_evals, f0, threshold=threshold, errors=errors)
 
-    diff = np.abs(flat_a - flat_n)
-    suspicious = (diff > MARGIN * flat_e) & (diff > threshold * (np.abs(flat_a) + np.abs(flat_n)))
+    with np.errstate(over="ignore"):  # gradients near 1e308: an infinite gap still ranks first
+        diff = np.abs(flat_a - flat_n)
+        scale = np.abs(flat_a) + np.abs(flat_n)
+    suspicious = (diff > MARGIN * flat_e) & (diff > threshold * scale)
     candidates = np.flatnonzero(suspicious)
     kinky = _kink_suspects(est, f0, eps, flat_n, flat_a)
     global_error = _subset_error(flat_n, flat_a, checked)
@@ -328,7 +361,8 @@ def run_check(
         return finish(numerical, n_evals, f0, threshold=threshold, errors=errors)
 
     # Suspected bugs first, by how far beyond their error they lie; then suspected kinks.
-    score = diff[candidates] / np.maximum(flat_e[candidates], np.finfo(float).tiny)
+    with np.errstate(over="ignore"):
+        score = diff[candidates] / np.maximum(flat_e[candidates], np.finfo(float).tiny)
     ranked = candidates[np.argsort(-score, kind="stable")]
     kinky = np.setdiff1d(kinky, candidates)
     examined = np.concatenate((ranked, kinky))[:MAX_REFINED]
@@ -409,6 +443,16 @@ def run_check(
         errors=errors,
         kinks=kinks,
         bad=bad,
+    )
+
+
+def _with_tree(result: CheckResult, tree: Tree) -> CheckResult:
+    dtypes = sorted({leaf.dtype for leaf in tree.leaves})
+    return dataclasses.replace(
+        result,
+        tree=tree,
+        dtype=dtypes[0] if len(dtypes) == 1 else "mixed (" + ", ".join(dtypes) + ")",
+        leaf_errors=tree.leaf_errors(result.numerical, result.analytical, result.checked_indices),
     )
 
 
@@ -495,14 +539,15 @@ def _rounding_errors(est: Estimate, f0: float, eps: float) -> FloatArray:
     for side in (est.f_plus, est.f_minus):
         if side is not None:
             fmax = np.fmax(fmax, np.abs(side))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # NaN and inf loss values (judged "nonfinite" later) must not warn here.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         rounding = _NOISE_ULPS * eps * fmax / est.steps
-    if est.method in ("forward", "backward"):
-        rounding *= 2.0
-    if est.method == "richardson" and est.f_plus is not None and est.f_minus is not None:
-        # (4 D(h) - D(2h)) / 3 amplifies rounding by 5/3; |R - D(h)| bounds the truncation of D(h)
-        d1 = (est.f_plus - est.f_minus) / (2.0 * est.steps)
-        rounding = rounding * 5.0 / 3.0 + np.abs(est.values - d1) / 4.0
+        if est.method in ("forward", "backward"):
+            rounding *= 2.0
+        if est.method == "richardson" and est.f_plus is not None and est.f_minus is not None:
+            # (4 D(h) - D(2h)) / 3 amplifies rounding by 5/3; |R - D(h)| bounds D(h)'s truncation
+            d1 = (est.f_plus - est.f_minus) / (2.0 * est.steps)
+            rounding = rounding * 5.0 / 3.0 + np.abs(est.values - d1) / 4.0
     return rounding
 
 
@@ -666,6 +711,7 @@ def check_gradient(
     args = tuple(args)
     function = None
     if callable(analytical):
+        _real_array(x, "x", "the parameter")  # refused before the gradient function sees it
         function = _name(analytical)
         analytical = analytical(x, *args, **kw)
     return run_check(

@@ -285,6 +285,8 @@ def _scale_hint(c: float) -> str:
         return f"{scaled}: a flipped sign"
     sign = "a flipped sign and " if c < 0 else ""
     factor = abs(c)
+    if factor < 1e-300:  # a non-zero but negligible analytical gradient (5e-324 against 1)
+        return f"{scaled}: the analytical gradient is negligible, a missing term?"
     if factor < 1.0:
         return f"{scaled}: {sign}a missing factor of {1.0 / factor:.4g}"
     return f"{scaled}: {sign}an extra factor of {factor:.4g}"
