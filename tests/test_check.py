@@ -147,7 +147,7 @@ class TestBuggyGradients:
         assert r.worst[0].index == (6, 13)
         assert r.n_mismatched == 1
         assert "(6, 13)" in r.summary()
-        assert "[6, 13]" in (r.hint() or "")
+        assert "(6, 13)" in (r.hint() or "")
 
     def test_softmax_correct_gradient_passes(self) -> None:
         """The cs231n-style softmax gradient with regularisation passes."""

@@ -145,7 +145,7 @@ class TestSummary:
         first_row = lines[header + 1].split()
         assert first_row[0:2] == ["(3,", "7)"]
         assert float(first_row[2]) == pytest.approx(r.analytical[3, 7])
-        assert "hint: only 1 of 200 coordinates disagree ([3, 7])" in text
+        assert "hint: only 1 of 200 coordinates disagree ((3, 7))" in text
 
     def test_one_dimensional_indices_use_brackets(self) -> None:
         """A 1-d parameter's coordinates appear as [i] in the table."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .exceptions import InvalidArgumentError, InvalidTypeError
@@ -26,12 +26,15 @@ class Binder:
 
     The signature is computed once. When the function is called as a method (wrapt hands the
     wrapper an ``instance``), positions in ``wrt`` count after ``self``/``cls``, as the caller
-    sees them.
+    sees them. ``wrt`` may list several arguments: the parameter is then a dict of them by
+    name, and the gradient function returns one gradient per argument, in ``wrt``'s order.
     """
 
-    __slots__ = ("_func", "_loss", "_signatures", "_unbound_method", "loss_name", "wrt")
+    __slots__ = ("_func", "_loss", "_signatures", "_unbound_method", "loss_name", "several", "wrt")
 
-    def __init__(self, func: Any, wrt: int | str, loss: Callable[..., Any] | str) -> None:
+    def __init__(
+        self, func: Any, wrt: int | str | Sequence[int | str], loss: Callable[..., Any] | str
+    ) -> None:
         self._func = _underlying(func)
         try:
             full = inspect.signature(self._func)
@@ -54,9 +57,36 @@ class Binder:
             and params[0].name in ("self", "cls")
             and params[0].kind in _POSITIONAL
         )
+        self.several = isinstance(wrt, (list, tuple))
+        if self.several:
+            wrts = tuple(wrt)  # type: ignore[arg-type]
+            if not wrts:
+                raise InvalidArgumentError("wrt=(): name at least one argument")
+            for w in wrts:
+                self._validate_wrt(w, full, params)
+            if len(set(wrts)) != len(wrts):
+                raise InvalidArgumentError(f"wrt={wrt!r} names an argument twice")
+            self.wrt: int | str | tuple[int | str, ...] = wrts
+        else:
+            self._validate_wrt(wrt, full, params)
+            self.wrt = wrt  # type: ignore[assignment]
+        if isinstance(loss, str):
+            if not loss.isidentifier():
+                raise InvalidArgumentError(f"loss={loss!r} is not an attribute name")
+        elif not callable(loss):
+            raise InvalidTypeError(
+                f"loss must be a callable or the name of a method, not {type(loss).__name__}"
+            )
+        self._loss = loss
+        self.loss_name = (
+            loss if isinstance(loss, str) else getattr(loss, "__qualname__", repr(loss))
+        )
+
+    def _validate_wrt(self, wrt: object, full: inspect.Signature, params: list[Any]) -> None:
         if isinstance(wrt, bool) or not isinstance(wrt, (int, str)):
             raise InvalidTypeError(
-                f"wrt must be an argument position (int) or name (str), not {type(wrt).__name__}"
+                "wrt must be an argument position (int), a name (str), or a tuple of them, "
+                f"not {type(wrt).__name__}"
             )
         if isinstance(wrt, str):
             if wrt not in full.parameters:
@@ -73,29 +103,24 @@ class Binder:
                     f"wrt={wrt} is not a positional parameter of {_describe(self._func, full)} "
                     f"(it has {n_pos})"
                 )
-        self.wrt = wrt
-        if isinstance(loss, str):
-            if not loss.isidentifier():
-                raise InvalidArgumentError(f"loss={loss!r} is not an attribute name")
-        elif not callable(loss):
-            raise InvalidTypeError(
-                f"loss must be a callable or the name of a method, not {type(loss).__name__}"
-            )
-        self._loss = loss
-        self.loss_name = (
-            loss if isinstance(loss, str) else getattr(loss, "__qualname__", repr(loss))
-        )
 
-    def _name(self, sig: inspect.Signature) -> str:
-        if isinstance(self.wrt, str):
-            return self.wrt
+    def _name(self, sig: inspect.Signature, wrt: int | str) -> str:
+        if isinstance(wrt, str):
+            return wrt
         params = [p for p in sig.parameters.values() if p.kind in _POSITIONAL]
-        if self.wrt >= len(params):
+        if wrt >= len(params):
             raise InvalidArgumentError(
-                f"wrt={self.wrt} is not a positional parameter of "
+                f"wrt={wrt} is not a positional parameter of "
                 f"{_describe(self._func, sig)} when called as a method"
             )
-        return params[self.wrt].name
+        return params[wrt].name
+
+    def gradient(self, returned: Any, x: Any) -> Any:
+        """The gradient function's return value in the structure of ``x`` (from :meth:`bind`):
+        with several ``wrt``, a tuple of gradients becomes a dict by argument name."""
+        if self.several and isinstance(returned, (tuple, list)) and len(returned) == len(x):
+            return dict(zip(x, returned, strict=True))
+        return returned
 
     def bind(
         self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -104,7 +129,8 @@ class Binder:
         if instance is None and self._unbound_method and args:
             instance, args = args[0], args[1:]
         sig = self._signatures[instance is not None]
-        name = self._name(sig)
+        wrts = self.wrt if isinstance(self.wrt, tuple) else (self.wrt,)
+        names = [self._name(sig, w) for w in wrts]
         try:
             ba = sig.bind(*args, **kwargs)
         except TypeError as exc:
@@ -112,18 +138,31 @@ class Binder:
                 f"cannot match the call to {_describe(self._func, sig)}: {exc}"
             ) from exc
         ba.apply_defaults()
-        if name not in ba.arguments:
-            raise InvalidArgumentError(f"wrt={self.wrt!r}: the call passed no argument {name!r}")
-        x = ba.arguments[name]
+        for name in names:
+            if name not in ba.arguments:
+                raise InvalidArgumentError(
+                    f"wrt={self.wrt!r}: the call passed no argument {name!r}"
+                )
         loss = self._resolve_loss(instance)
         call_args = list(ba.args)
         call_kwargs = dict(ba.kwargs)
         # Only a positional parameter sits in ``ba.args`` at its index in the signature; a
         # keyword-only one after ``*args`` must be replaced by name, not by position.
-        position = (
-            list(sig.parameters).index(name) if sig.parameters[name].kind in _POSITIONAL else None
-        )
-        if position is not None and position < len(call_args):
+        positions = []
+        for name in names:
+            kind = sig.parameters[name].kind
+            position = list(sig.parameters).index(name) if kind in _POSITIONAL else None
+            positions.append(
+                position if position is not None and position < len(call_args) else None
+            )
+        if self.several:
+            x = {name: ba.arguments[name] for name in names}
+            return x, _AtArguments(
+                loss, tuple(call_args), call_kwargs, tuple(positions), tuple(names)
+            )
+        name, position = names[0], positions[0]
+        x = ba.arguments[name]
+        if position is not None:
             before, after = tuple(call_args[:position]), tuple(call_args[position + 1 :])
             return x, _AtPosition(loss, before, after, call_kwargs)
         return x, _AtKeyword(loss, tuple(call_args), call_kwargs, name)
@@ -174,6 +213,31 @@ class _AtPosition:
 
     def __call__(self, point: Any) -> Any:
         return self.loss(*self.before, point, *self.after, **self.kwargs)
+
+
+class _AtArguments:
+    """``point -> loss(...)`` with several arguments replaced from the dict ``point`` (by
+    position where they were passed positionally, else by name); picklable."""
+
+    def __init__(
+        self,
+        loss: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        positions: tuple[int | None, ...],
+        names: tuple[str, ...],
+    ) -> None:
+        self.loss, self.args, self.kwargs = loss, args, kwargs
+        self.positions, self.names = positions, names
+
+    def __call__(self, point: Any) -> Any:
+        args, kwargs = list(self.args), dict(self.kwargs)
+        for position, name in zip(self.positions, self.names, strict=True):
+            if position is None:
+                kwargs[name] = point[name]
+            else:
+                args[position] = point[name]
+        return self.loss(*args, **kwargs)
 
 
 class _AtKeyword:

@@ -89,7 +89,7 @@ class CheckOptions:
     """The decorator's options, validated."""
 
     loss: Callable[..., Any] | str
-    wrt: int | str
+    wrt: int | str | tuple[int | str, ...]
     sample_rate: float
     every: int | None
     first: int | None
@@ -196,7 +196,7 @@ class GradientChecker:
             result = run_check(
                 loss_at,
                 x,
-                gradient,
+                self._binder.gradient(gradient, x),
                 method=self.options.method,
                 epsilon=self.options.epsilon,
                 rtol=self.options.rtol,
@@ -477,7 +477,7 @@ class _CheckedFunction(wrapt.FunctionWrapper):  # type: ignore[misc,type-arg,unu
 def verified_gradient(
     *,
     loss: Callable[..., Any] | str,
-    wrt: int | str = 0,
+    wrt: int | str | tuple[int | str, ...] | list[int | str] = 0,
     sample_rate: float = 0.01,
     every: int | None = None,
     first: int | None = 1,
@@ -510,7 +510,9 @@ def verified_gradient(
             the name of the instance's loss method (``loss="loss"``) or a function from the
             same class body.
         wrt: the differentiated argument: a position (0 is the first argument after
-            ``self``/``cls``) or a parameter name.
+            ``self``/``cls``) or a parameter name; or a tuple of them, when the gradient
+            function returns a tuple with one gradient per argument. The argument may be an
+            array or a structured parameter (nested dicts, lists, tuples of arrays).
         sample_rate: probability of checking any one call (default 0.01), from the decorator's
             own generator.
         every: also check every ``every``-th call.
@@ -553,7 +555,7 @@ def verified_gradient(
         )
     options = CheckOptions(
         loss=loss,
-        wrt=wrt,
+        wrt=tuple(wrt) if isinstance(wrt, (list, tuple)) else wrt,
         sample_rate=sample_rate,
         every=every,
         first=first,

@@ -192,8 +192,9 @@ def run_check(
             # The numerical gradient was never computed: do not blame "the loss near x" for it.
             where = "; ".join(w for w in (where, _nonfinite_where(grad, GRAD_LABEL)) if w)
             verdict = "nonfinite"
-        elif j.verdict == "nonfinite":
-            verdict, where = "nonfinite", j.where
+        elif j.verdict == "nonfinite" or not np.isfinite(grad).all():
+            # A NaN or inf where a subset check estimated nothing is never a pass either.
+            verdict, where = "nonfinite", j.where or _nonfinite_where(grad, GRAD_LABEL)
         final = verdict or j.verdict
         failed = final in FAILURES or (final == "kink" and kink_fails)
         return CheckResult(
@@ -278,6 +279,9 @@ def run_check(
                 gaussian=directions == "gaussian",
             )
             n_evals += outcome.n_evals
+            if not np.isfinite(outcome.numerical).all():
+                where = "the loss is not finite near x along a random direction"
+                return finish(unknown, n_evals, f0, where)
             parts.append(f"{n_directions} random directions ({outcome.n_evals} evaluations)")
         if both or used == "coordinates":
             m = min(n, n_coordinates)
@@ -314,6 +318,7 @@ def run_check(
                 est = coordinate_differences(f, work, steps, used, f0)
     n_evals += est.n_evals
     state["steps"] = est.steps
+    state["checked"] = checked  # before any verdict: judge only the estimated coordinates
     threshold = max(rtol, 10.0 * eps ** (2.0 / 3.0)) if state["precision"] == "float32" else rtol
 
     f_again = f(work) if work.size else f0
@@ -331,7 +336,6 @@ def run_check(
 
     numerical = np.array(est.values)
     errors = _rounding_errors(est, f0, eps)
-    state["checked"] = checked
     flat_n, flat_a, flat_e = numerical.reshape(-1), grad.reshape(-1), errors.reshape(-1)
     seen = flat_n if checked is None else flat_n[checked]
     if not (np.isfinite(seen).all() and np.isfinite(grad).all()):

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ._tree import Tree
 from ._typing import FAILURES, Epsilon, FloatArray, Method, Verdict
 from .compare import Coordinate, scale_factor
 
@@ -62,6 +63,10 @@ class CheckResult:
             every coordinate was.
         directions: per random direction, ``(numerical, analytical, estimated error)`` of the
             derivative along it.
+        tree: for a structured parameter (nested dicts, lists, tuples of arrays), its layout;
+            the arrays above are then flat vectors of all leaves in order, and indices are flat
+            indices (:meth:`label` names them, :meth:`unflatten` rebuilds the structure).
+        leaf_errors: for a structured parameter, ``(leaf path, relative error)`` per leaf.
     """
 
     passed: bool
@@ -94,6 +99,8 @@ class CheckResult:
     n_checked: int | None = None
     directions: tuple[tuple[float, float, float], ...] = ()
     checked_indices: np.ndarray | None = None
+    tree: Tree | None = None
+    leaf_errors: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.failed is None:
@@ -114,6 +121,18 @@ class CheckResult:
         """Number of coordinates of the parameter."""
         return int(np.prod(self.shape, dtype=np.int64))
 
+    def label(self, index: tuple[int, ...]) -> str:
+        """A coordinate's name: ``"[3]"``, ``"(1, 2)"``, or ``"layer2.W[1, 0]"`` for a leaf."""
+        if self.tree is not None and len(index) == 1:
+            return self.tree.label(index[0])
+        return f"[{index[0]}]" if len(index) == 1 else str(index)
+
+    def unflatten(self, flat: FloatArray) -> Any:
+        """``flat`` (e.g. ``numerical``) in the parameter's structure; an array's own shape."""
+        if self.tree is None:
+            return np.asarray(flat).reshape(self.shape)
+        return self.tree.build(np.asarray(flat))
+
     # -- for people ---------------------------------------------------------------------------
 
     def summary(self) -> str:
@@ -130,23 +149,31 @@ class CheckResult:
         else:
             head = f"gradient check could not decide{who}: verdict {self.verdict!r}"
         cmp = "<=" if self.relative_error <= self.threshold else ">"
+        if self.tree is not None:
+            shapes = f"  parameters {self.tree.describe()} ({self.size} coordinates, {self.dtype})"
+        else:
+            shapes = (
+                f"  parameter shape {self.shape} ({self.dtype}), "
+                f"gradient shape {self.analytical.shape}"
+            )
         lines = [
             head,
             f"  relative error {self.relative_error:.3e} {cmp} threshold {self.threshold:.1e}",
-            f"  parameter shape {self.shape} ({self.dtype}), "
-            f"gradient shape {self.analytical.shape}",
+            shapes,
             f"  method {self.method}, {self._step_text()}, "
             f"{self.n_evals} loss evaluations in {_duration(self.duration_s)}",
         ]
         if self.strategy:
             lines.append(f"  {self.strategy}")
+        if self.leaf_errors:
+            lines.append(f"  per parameter: {self._leaf_text()}")
         if self.precision != "float64":
             lines.append(f"  precision: the loss computes in {self.precision}")
         if self.where:
             lines.append(f"  {self.where}")
         lines.extend(f"  {note}" for note in self.notes)
         if self.kinks:
-            shown = ", ".join(str(list(k)) for k in self.kinks[:8])
+            shown = ", ".join(self.label(k) for k in self.kinks[:8])
             more = f" and {len(self.kinks) - 8} more" if len(self.kinks) > 8 else ""
             lines.append(f"  kinks at {shown}{more}")
         if self.worst:
@@ -171,6 +198,16 @@ class CheckResult:
         span = f"{lo:.3g}" if math.isclose(lo, hi, rel_tol=1e-3) else f"{lo:.3g} .. {hi:.3g}"
         return f"step {span} (auto)" if self.epsilon == "auto" else f"step {span}"
 
+    def _leaf_text(self, limit: int = 12) -> str:
+        """``"layer2.W: 0.31, layer2.b: 2e-10"``; beyond ``limit`` leaves, the worst ones."""
+        shown = list(self.leaf_errors)
+        if len(shown) > limit:
+            shown = sorted(shown, key=lambda p: -p[1] if p[1] == p[1] else -math.inf)[:limit]
+        text = ", ".join(f"{path}: {err:.2g}" for path, err in shown)
+        if len(self.leaf_errors) > limit:
+            text += f" (worst {limit} of {len(self.leaf_errors)})"
+        return text
+
     def _table(self) -> list[str]:
         head = ["index", "analytical", "numerical", "difference", "ratio"]
         if self.errors is not None:
@@ -183,7 +220,7 @@ class CheckResult:
                 else math.nan
             )
             row = [
-                str(c.index) if len(c.index) != 1 else f"[{c.index[0]}]",
+                self.label(c.index),
                 f"{c.analytical:.6e}",
                 f"{c.numerical:.6e}",
                 f"{c.difference:.3e}",
@@ -210,6 +247,8 @@ class CheckResult:
             )
         if self.verdict != "mismatch":
             return None
+        if self.tree is not None and len(self.leaf_errors) > 1:
+            return self._leaf_hint()
         if not np.any(self.analytical):
             return (
                 "the analytical gradient is all zeros: a missing term or a gradient never filled in"
@@ -220,13 +259,34 @@ class CheckResult:
             if residual <= self.threshold:
                 return _scale_hint(c)
         if self.size > 1 and 0 < self.n_mismatched <= max(1, self.size // 10):
-            where = ", ".join(str(list(c.index)) for c in self.worst[: self.n_mismatched])
+            where = ", ".join(self.label(c.index) for c in self.worst[: self.n_mismatched])
             more = " ..." if self.n_mismatched > len(self.worst) else ""
             return (
                 f"only {self.n_mismatched} of {self.size} coordinates disagree ({where}{more}): "
                 "look at the code that computes those entries"
             )
         return None
+
+    def _leaf_hint(self) -> str | None:
+        assert self.tree is not None
+        wrong = [path for path, err in self.leaf_errors if not err <= self.threshold]
+        if not wrong:
+            return None
+        guesses = []
+        for leaf in self.tree.leaves:
+            if leaf.path not in wrong:
+                continue
+            sl = slice(leaf.offset, leaf.offset + leaf.size)
+            num, ana = self.numerical[sl], self.analytical[sl]
+            seen = np.isfinite(num)
+            fit = scale_factor(num[seen], ana[seen]) if seen.any() and np.any(ana[seen]) else None
+            if fit is not None and fit[1] <= self.threshold:
+                guesses.append(f"{leaf.path}: {_scale_hint(fit[0])}")
+            elif not np.any(ana):
+                guesses.append(f"{leaf.path}: all zeros, a gradient never filled in?")
+        if guesses:
+            return "; ".join(guesses)
+        return f"the gradient of {', '.join(wrong)} is wrong; the others agree"
 
     # -- for logs -----------------------------------------------------------------------------
 
@@ -253,9 +313,16 @@ class CheckResult:
         }
         if self.worst:
             w = self.worst[0]
-            event["worst_index"] = list(w.index)
+            if self.tree is not None:
+                leaf, index = self.tree.locate(w.index[0])
+                event["worst_leaf"] = leaf.path
+                event["worst_index"] = list(index)
+            else:
+                event["worst_index"] = list(w.index)
             event["worst_analytical"] = w.analytical
             event["worst_numerical"] = w.numerical
+        if self.leaf_errors:
+            event["leaf_errors"] = dict(self.leaf_errors[:32])
         if self.where:
             event["where"] = self.where
         if self.precision != "float64":
