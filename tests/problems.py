@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import verigrad
+
 
 @dataclass(frozen=True)
 class SeedExample:
@@ -119,3 +121,32 @@ def failing_loss(x: np.ndarray) -> float:
     if x.reshape(-1)[7] > 0.5:
         raise FloatingPointError("loss blew up")
     return float(np.sum(x**2))
+
+
+@verigrad.verified_gradient(loss=quartic_loss, sample_rate=0.0, first=1)
+def checked_quartic_grad(x: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """A decorated gradient at module level: pickles by reference into other processes."""
+    return a * x**3
+
+
+class QuarticModel:
+    """Methods decorated at module level, for pickling bound methods."""
+
+    def __init__(self, a: np.ndarray) -> None:
+        self.a = a
+
+    def loss(self, x: np.ndarray) -> float:
+        return quartic_loss(x, self.a)
+
+    @verigrad.verified_gradient(loss="loss", sample_rate=0.0, first=1)
+    def grad(self, x: np.ndarray) -> np.ndarray:
+        return self.a * x**3
+
+
+def call_in_child(n_calls: int) -> tuple[int, int, int]:
+    """Calls the decorated gradient n times in this process; returns its own counts."""
+    a = np.linspace(0.5, 2.0, 5)
+    for _ in range(n_calls):
+        checked_quartic_grad(np.ones(5), a)
+    stats = checked_quartic_grad.verigrad.stats
+    return stats.calls, stats.checks, stats.failures

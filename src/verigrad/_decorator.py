@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import importlib
 import inspect
 import itertools
 import math
@@ -26,7 +28,7 @@ from ._policy import Schedule
 from ._reporting import report
 from ._typing import ON_FAILURE, Epsilon, Method, Mode, OnFailure
 from .check import _executor, _positive_int, run_check, validate_directions, validate_rtol
-from .estimators import DEFAULT_BATCH_BYTES, validate_epsilon, validate_method
+from .estimators import DEFAULT_BATCH_BYTES, _add_note, validate_epsilon, validate_method
 from .exceptions import (
     GradientMismatchError,
     GradientMismatchWarning,
@@ -127,9 +129,20 @@ class GradientChecker:
             first=options.first,
             seed=options.seed,
         )
+        self._func = func
         self._lock = threading.Lock()
         self._mode = options.mode
+        # Read on every call by the closure wrapper of plain functions: kept here, not in the
+        # closure's cells, so that a closure pickled by value (cloudpickle) carries nothing
+        # but the function and this checker, which pickles as its options (see __reduce__).
+        self._forced = _CONTEXT_MODE.get
+        self._holder = _HOLDER
         self._reset_counters()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A copy in another process starts afresh: its own counters, schedule and statistics.
+        # An executor belongs to the process that made it and is not carried over.
+        return (GradientChecker, (self._func, dataclasses.replace(self.options, executor=None)))
 
     def _reset_counters(self) -> None:
         self._calls = itertools.count()
@@ -213,6 +226,11 @@ class GradientChecker:
                 function=self.function,
                 call_index=i,
             )
+        except BaseException as exc:
+            # The loss (or a bad argument) raised mid-check: the caller's arrays were never
+            # touched (the check works on copies); say which call the check belonged to.
+            _add_note(exc, f"verigrad: raised while checking call {i} of {self.function}")
+            raise
         finally:
             _CONTEXT_MODE.reset(token)
         with self._lock:
@@ -333,11 +351,11 @@ class Rotation:
     """Hands out coordinates for subset checks: a seeded permutation, consumed without repeats,
     a fresh one for each pass; and records which coordinates have been checked.
 
-    Not thread-safe by itself: ``take`` runs inside a check, ``cover`` under the checker's lock;
-    a race between two checks' ``take`` can at worst hand a coordinate out twice.
+    Thread-safe: checks running at once in several threads take disjoint coordinates.
     """
 
     def __init__(self, seed: int | None) -> None:
+        self._lock = threading.Lock()
         self._rng = np.random.default_rng(seed)
         self._order = np.empty(0, dtype=np.intp)
         self._next = 0
@@ -345,6 +363,10 @@ class Rotation:
 
     def take(self, n: int, m: int) -> np.ndarray:
         """The next ``m`` coordinates of ``n`` in this pass's order."""
+        with self._lock:
+            return self._take(n, m)
+
+    def _take(self, n: int, m: int) -> np.ndarray:
         picked: list[np.ndarray] = []
         while m > 0:
             if self._order.size != n or self._next >= n:
@@ -358,6 +380,10 @@ class Rotation:
 
     def cover(self, n: int, indices: np.ndarray | None) -> None:
         """Record a check of ``indices`` (None: all ``n`` coordinates)."""
+        with self._lock:
+            self._cover(n, indices)
+
+    def _cover(self, n: int, indices: np.ndarray | None) -> None:
         if self._covered.size != n:
             self._covered = np.zeros(n, dtype=bool)
         if indices is None:
@@ -432,13 +458,10 @@ def _is_plain_function(func: Any) -> bool:
 
 def _checked_function(func: Callable[..., Any], checker: GradientChecker) -> Callable[..., Any]:
     """A closure with the same hot path as :meth:`GradientChecker.__call__`, for functions."""
-    context_mode = _CONTEXT_MODE.get
-    holder = _HOLDER
-    own_mode = checker._mode
 
     @functools.wraps(func)
     def checked(*args: Any, **kwargs: Any) -> Any:
-        mode = context_mode() or own_mode or holder.settings.mode
+        mode = checker._forced() or checker._mode or checker._holder.settings.mode
         if mode == "sample":
             due = checker._next_due  # read before the index is taken: see GradientChecker.__call__
             i = next(checker._calls)
@@ -460,6 +483,21 @@ class _BoundCheckedFunction(wrapt.BoundFunctionWrapper):  # type: ignore[misc,ty
         """The :class:`GradientChecker` of the decorated function."""
         return self._self_parent._self_checker  # type: ignore[no-any-return]
 
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        # Like a bound method: the instance (or class), and the attribute to look up on it.
+        owner = self._self_instance
+        if owner is None:
+            return (_by_name, (self.__module__, self.__qualname__))
+        return (getattr, (owner, self.__name__))
+
+
+def _by_name(module: str, qualname: str) -> Any:
+    """The object a module holds under a dotted qualified name (unpickling by reference)."""
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
 
 class _CheckedFunction(wrapt.FunctionWrapper):  # type: ignore[misc,type-arg,unused-ignore]
     __bound_function_wrapper__ = _BoundCheckedFunction
@@ -472,6 +510,10 @@ class _CheckedFunction(wrapt.FunctionWrapper):  # type: ignore[misc,type-arg,unu
     def verigrad(self) -> GradientChecker:
         """The :class:`GradientChecker` of the decorated function."""
         return self._self_checker
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        # Pickled by reference, as Python pickles functions: the receiving process imports it.
+        return (_by_name, (self.__module__, self.__qualname__))
 
 
 def verified_gradient(
