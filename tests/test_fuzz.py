@@ -219,6 +219,24 @@ class TestGradientFuzz:
 
     @settings(max_examples=60, deadline=None)
     @given(
+        shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4),
+        bad=st.sampled_from([np.nan, np.inf, -np.inf]),
+        which=st.integers(0, 63),
+        method=st.sampled_from(["directional", "coordinates"]),
+    )
+    def test_subset_checks_never_pass_a_nonfinite_gradient(
+        self, shape: tuple[int, ...], bad: float, which: int, method: str
+    ) -> None:
+        """Checks that estimate a few coordinates still find a NaN or inf in any of the others."""
+        x = np.linspace(-1.0, 1.0, math.prod(shape)).reshape(shape)
+        g = x.copy()
+        g.reshape(-1)[which % g.size] = bad
+        result = vg.check_gradient(_quadratic, x, g, method=method, n_coordinates=1, seed=which)  # type: ignore[arg-type]
+        assert result.verdict == "nonfinite", result.summary()
+        assert "analytical gradient" in (result.where or "")
+
+    @settings(max_examples=60, deadline=None)
+    @given(
         data=st.data(),
         dtype=st.sampled_from(REAL_DTYPES),
         layout=st.sampled_from(LAYOUTS),
@@ -264,7 +282,7 @@ class TestLossValueFuzz:
             calls.append(1)
             return _quadratic(v)
 
-        vg.check_gradient(loss, x, x.copy(), method=method)
+        vg.check_gradient(loss, x, x.copy(), method=method, seed=0, n_coordinates=2)
         return len(calls)
 
     @settings(max_examples=80, deadline=None)
@@ -284,7 +302,7 @@ class TestLossValueFuzz:
             ]
         ),
         data=st.data(),
-        method=st.sampled_from(METHODS[:-1]),
+        method=st.sampled_from([*METHODS[:-1], "directional", "coordinates"]),
     )
     def test_nan_or_inf_loss_at_any_call_never_passes(
         self, x: np.ndarray, bad: Any, data: st.DataObject, method: str
@@ -298,12 +316,12 @@ class TestLossValueFuzz:
             calls.append(1)
             return bad if len(calls) == k else _quadratic(v)
 
-        result = vg.check_gradient(loss, x, x.copy(), method=method)
+        result = vg.check_gradient(loss, x, x.copy(), method=method, seed=0, n_coordinates=2)
         _render(result)
         assert not result.passed, result.summary()
         calls.clear()
         with pytest.raises((vg.GradientMismatchError, vg.InconclusiveCheckError)):
-            vg.assert_gradient(loss, x, x.copy(), method=method)
+            vg.assert_gradient(loss, x, x.copy(), method=method, seed=0, n_coordinates=2)
 
     @settings(max_examples=60, deadline=None)
     @given(
@@ -542,3 +560,111 @@ class TestRefusals:
         assert result.passed
         assert result.dtype == "object"
         np.testing.assert_allclose(vg.numerical_gradient(_quadratic, value), value.astype(float))
+
+
+class TestRegressions:
+    """Inputs the fuzzing found mishandled, each pinned (see the issue 6 closing note)."""
+
+    @pytest.mark.parametrize("method", ["auto", "central", "richardson", "directional"])
+    def test_gradient_near_float64_limit_is_judged_without_overflow_warnings(
+        self, method: str
+    ) -> None:
+        """1e308-sized gradients (opposite to the numerical one, or 1e300 along directions)
+        give a failing verdict, not a numpy overflow warning."""
+        x = np.array([1.0, -2.0, 3.0])
+        for g in (np.array([1e308, -1e308, 1e308]), np.array([1.0, -2.0, 1e308])):
+            result = vg.check_gradient(_quadratic, x, g, method=method, seed=0)  # type: ignore[arg-type]
+            assert result.failed, result.summary()
+        result = vg.check_gradient(
+            _linear(np.full(2, 1e300)),
+            np.zeros(2),
+            np.full(2, 1e300),
+            method=method,  # type: ignore[arg-type]
+            seed=0,
+        )
+        _render(result)
+
+    def test_negligible_gradient_gets_a_hint_not_a_zero_division(self) -> None:
+        """A gradient of 5e-324 against 1 fails with a readable summary (scale hint c = 0)."""
+        x = np.array([1.0, -2.0, 3.0])
+        with pytest.raises(vg.GradientMismatchError, match="negligible"):
+            vg.assert_gradient(_quadratic, x, np.array([5e-324, 0.0, 0.0]))
+
+    @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+    def test_nonfinite_loss_on_the_final_evaluation_never_passes(self, bad: float) -> None:
+        """A loss that gives NaN or inf only when x is evaluated again at the end does not pass."""
+        calls = []
+
+        def loss(v: np.ndarray) -> float:
+            calls.append(1)
+            return bad if len(calls) == 4 else _quadratic(v)  # 1: x, 2-3: +-h, 4: x again
+
+        result = vg.check_gradient(loss, np.array(0.0), np.array(0.0))
+        assert not result.passed, result.summary()
+        assert result.verdict == "nondeterministic"
+
+    def test_nan_before_a_float32_re_estimate_is_not_forgotten(self) -> None:
+        """A NaN in the first estimate stays "nonfinite" though the loss values look float32."""
+        calls = []
+
+        def loss(v: np.ndarray) -> float:
+            calls.append(1)
+            return math.nan if len(calls) == 2 else _quadratic(v)
+
+        result = vg.check_gradient(loss, np.zeros(2), np.zeros(2), method="forward")
+        assert result.verdict == "nonfinite", result.summary()
+
+    def test_inf_loss_with_richardson_does_not_warn(self) -> None:
+        """An inf loss value inside a Richardson stencil is "nonfinite", without inf - inf."""
+        calls = []
+
+        def loss(v: np.ndarray) -> float:
+            calls.append(1)
+            return math.inf if len(calls) == 2 else _quadratic(v)
+
+        result = vg.check_gradient(loss, np.array(0.0), np.array(0.0), method="richardson")
+        assert result.verdict == "nonfinite"
+
+    def test_ragged_x_with_an_array_gradient_is_refused(self) -> None:
+        """A ragged list as x is refused naming x, also when the gradient is an array."""
+        with pytest.raises(vg.InvalidTypeError, match=r"^x cannot be converted"):
+            vg.check_gradient(_quadratic, [[1.0], [1.0, 2.0]], np.zeros(2))
+
+    def test_nan_gradient_outside_a_large_checks_subset_is_nonfinite(self) -> None:
+        """Beyond 2,000 parameters a NaN in a coordinate no estimate looked at still fails."""
+        x = np.linspace(-1.0, 1.0, 2_500)
+        g = x.copy()
+        g[7] = np.nan
+        result = vg.check_gradient(_quadratic, x, g, seed=0)
+        assert result.strategy is not None
+        assert result.verdict == "nonfinite"
+        assert result.relative_error == math.inf
+
+    @pytest.mark.parametrize("bad", [math.nan, math.inf])
+    @pytest.mark.parametrize("k", [2, 8, 12])
+    def test_nonfinite_loss_along_a_direction_is_nonfinite(self, bad: float, k: int) -> None:
+        """A NaN or inf the loss gives along a random direction (even at a step the Richardson
+        table discards) is "nonfinite", not dropped."""
+        calls = []
+
+        def loss(v: np.ndarray) -> float:
+            calls.append(1)
+            return bad if len(calls) == k else _quadratic(v)
+
+        x = np.linspace(-1.0, 1.0, 6)
+        result = vg.check_gradient(loss, x, x, method="directional", seed=0)
+        assert result.verdict == "nonfinite", result.summary()
+
+    def test_nondeterministic_loss_in_a_subset_check_is_not_called_nonfinite(self) -> None:
+        """A loss that changes between calls is "nondeterministic" in a subset check too (it was
+        judged "nonfinite" from the NaNs of coordinates never estimated: a failure)."""
+        calls = []
+
+        def loss(v: np.ndarray) -> float:
+            calls.append(1)
+            return _quadratic(v) + 1e-3 * len(calls)
+
+        x = np.linspace(-1.0, 1.0, 6)
+        result = vg.check_gradient(loss, x, x, method="coordinates", n_coordinates=2, seed=0)
+        assert result.verdict == "nondeterministic", result.summary()
+        assert not result.failed

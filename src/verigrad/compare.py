@@ -67,7 +67,13 @@ def _relative_error(n: FloatArray, a: FloatArray) -> float:
     n = n / scale
     a = a / scale
     denominator = float(np.linalg.norm(n) + np.linalg.norm(a))
-    return min(float(np.linalg.norm(n - a)) / denominator, 1.0)
+    # The difference gets its own scale: a norm squares its entries, and differences below
+    # 1e-154 of the largest magnitude would underflow to a relative error of exactly 0.
+    diff = n - a
+    largest = float(np.max(np.abs(diff)))
+    if largest == 0.0:
+        return 0.0
+    return min(largest * float(np.linalg.norm(diff / largest)) / denominator, 1.0)
 
 
 def _abs_difference(n: FloatArray, a: FloatArray) -> FloatArray:
