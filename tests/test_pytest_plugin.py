@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import inspect
+import subprocess
+import sys
 import textwrap
 
 import numpy as np
@@ -271,6 +273,17 @@ class TestDefaultSession:
                 modules.add(node.module.split(".")[0])
         stdlib = {"__future__", "collections", "contextlib", "dataclasses", "math", "threading"}
         assert modules <= stdlib | {"typing", "pytest"}
+
+    def test_loading_the_plugin_imports_no_numpy(self) -> None:
+        """Loading the plugin (and so the package) imports none of numpy, structlog, wrapt."""
+        code = (
+            "import sys, verigrad.pytest_plugin\n"
+            "print(sorted(m for m in ('numpy', 'structlog', 'wrapt') if m in sys.modules))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        assert out.stdout.strip() == "[]"
 
 
 class TestSettingsRestored:
