@@ -144,6 +144,27 @@ class TestNondeterministic:
 
 
 class TestInconclusive:
+    def test_converged_least_squares_says_the_gradient_is_too_small(self) -> None:
+        """At a converged fit (|g| ~ 1e-15) the verdict says why it cannot test, not 'noise'."""
+        rng = np.random.default_rng(0)
+        A = rng.normal(size=(100, 5))
+        b = A @ rng.normal(size=5) + 0.1 * rng.normal(size=100)
+        w = np.linalg.lstsq(A, b, rcond=None)[0]
+
+        def loss(v: np.ndarray) -> float:
+            r = b - A @ v
+            return float(r @ r / 200)
+
+        g = -(b - A @ w) @ A / 100
+        assert np.linalg.norm(g) < 1e-13
+        r = vg.check_gradient(loss, w, g)
+        assert r.verdict == "inconclusive"
+        assert "too small here for finite differences to test" in r.summary()
+        assert "noisy" not in r.summary()
+        # The same gradient away from the optimum is tested and passes.
+        w2 = w + 0.5
+        assert vg.check_gradient(loss, w2, -(b - A @ w2) @ A / 100).passed
+
     def test_noise_dominated_loss_is_inconclusive(self) -> None:
         """A loss whose noise swamps the finite differences gets 'inconclusive', with a reason."""
         r = vg.check_gradient(hash_noise_loss, Y, 2 * Y)
