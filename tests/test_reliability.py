@@ -200,3 +200,31 @@ class TestPickling:
 def test_quartic_loss_is_importable_for_workers() -> None:
     """The shared problem the process tests use is a plain module-level function."""
     assert quartic_loss(np.ones(2), np.ones(2)) == 0.5
+
+
+class TestMessagesNameTheArgument:
+    def test_bad_parameter_is_named_by_its_argument_name(self) -> None:
+        """A decorated gradient's bad parameter is named as the function names it, not 'x'."""
+
+        @verigrad.verified_gradient(loss=_quad_loss, mode="debug")
+        def grad(weights: np.ndarray, scale: float) -> np.ndarray:
+            return 2 * scale * weights
+
+        with pytest.raises(verigrad.InvalidTypeError, match=r"^weights has dtype bool"):
+            grad(np.array([True, False]), 1.0)
+        with pytest.raises(verigrad.GradientMismatchError, match="parameter weights is not finite"):
+            grad(np.array([1.0, np.nan]), 1.0)
+
+    def test_method_parameter_after_self_is_named(self) -> None:
+        """For a method with wrt=1 the message names the second argument after self."""
+
+        class Model:
+            def loss(self, a: float, b: np.ndarray) -> float:
+                return float(np.sum(b))
+
+            @verigrad.verified_gradient(loss="loss", wrt=1, mode="debug")
+            def grad(self, a: float, b: np.ndarray) -> np.ndarray:
+                return np.ones_like(b)
+
+        with pytest.raises(verigrad.InvalidTypeError, match=r"^b has dtype"):
+            Model().grad(1.0, np.array(["a"]))

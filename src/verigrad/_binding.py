@@ -164,7 +164,7 @@ class Binder:
         x = ba.arguments[name]
         if position is not None:
             before, after = tuple(call_args[:position]), tuple(call_args[position + 1 :])
-            return x, _AtPosition(loss, before, after, call_kwargs)
+            return x, _AtPosition(loss, before, after, call_kwargs, name)
         return x, _AtKeyword(loss, tuple(call_args), call_kwargs, name)
 
     def _resolve_loss(self, instance: Any) -> Callable[..., Any]:
@@ -208,8 +208,10 @@ class _AtPosition:
         before: tuple[Any, ...],
         after: tuple[Any, ...],
         kwargs: dict[str, Any],
+        param: str = "x",
     ) -> None:
         self.loss, self.before, self.after, self.kwargs = loss, before, after, kwargs
+        self.param = param  # the argument's name, for messages
 
     def __call__(self, point: Any) -> Any:
         return self.loss(*self.before, point, *self.after, **self.kwargs)
@@ -229,6 +231,7 @@ class _AtArguments:
     ) -> None:
         self.loss, self.args, self.kwargs = loss, args, kwargs
         self.positions, self.names = positions, names
+        self.param = ""  # leaves are named by argument name alone
 
     def __call__(self, point: Any) -> Any:
         args, kwargs = list(self.args), dict(self.kwargs)
@@ -247,6 +250,7 @@ class _AtKeyword:
         self, loss: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], name: str
     ) -> None:
         self.loss, self.args, self.kwargs, self.name = loss, args, kwargs, name
+        self.param = name
 
     def __call__(self, point: Any) -> Any:
         return self.loss(*self.args, **{**self.kwargs, self.name: point})

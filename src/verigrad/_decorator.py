@@ -223,6 +223,7 @@ class GradientChecker:
                 batch_bytes=self.options.batch_bytes,
                 executor=self.options.executor,
                 loss_name=f"loss {self._binder.loss_name}",
+                param_name=getattr(loss_at, "param", "x"),
                 function=self.function,
                 call_index=i,
             )

@@ -93,7 +93,10 @@ class Tree:
             if isinstance(node, (list, tuple)) and is_tree(node):
                 kind = type(node)
                 return ("seq", kind, [walk(v, f"{path}[{i}]") for i, v in enumerate(node)])
-            where = f"{name}.{path}" if path and not path.startswith("[") else f"{name}{path}"
+            if not name or not path:
+                where = path or name
+            else:
+                where = f"{name}{path}" if path.startswith("[") else f"{name}.{path}"
             arr = _real_array(node, where, "a parameter")
             number = isinstance(node, (int, float)) and not isinstance(node, bool)
             leaf = Leaf(path or "<root>", arr.shape, offset, str(arr.dtype), number)

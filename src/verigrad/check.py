@@ -126,6 +126,7 @@ def run_check(
     batch_bytes: int = DEFAULT_BATCH_BYTES,
     executor: Executor | None = None,
     loss_name: str = "loss",
+    param_name: str = "x",
     function: str | None = None,
     call_index: int | None = None,
 ) -> CheckResult:
@@ -145,7 +146,7 @@ def run_check(
     flat vector of its leaves; the result names coordinates by leaf and has per-leaf errors.
     """
     if is_tree(x):
-        tree, flat = Tree.of(x, "x")
+        tree, flat = Tree.of(x, param_name)
         result = run_check(
             TreeLoss(loss_at, tree),
             flat,
@@ -163,12 +164,13 @@ def run_check(
             batch_bytes=batch_bytes,
             executor=executor,
             loss_name=loss_name,
+            param_name=param_name,
             function=function,
             call_index=call_index,
         )
         return _with_tree(result, tree)
     start = time.perf_counter()
-    work = working_copy(x, "x")  # first: refuses a ragged list before np.asarray sees it
+    work = working_copy(x, param_name)  # first: refuses a ragged list before np.asarray sees it
     dtype = str(x.dtype) if isinstance(x, np.ndarray) else str(np.asarray(x).dtype)
     grad = gradient_array(analytical, work.shape, "analytical gradient")
     used: str = "central" if method == "auto" else method
@@ -244,7 +246,8 @@ def run_check(
             unknown,
             0,
             None,
-            f"the parameter x is not finite at {first_bad.size} coordinate(s), first {index}",
+            f"the parameter {param_name} is not finite at {first_bad.size} coordinate(s), "
+            f"first {index}",
         )
 
     f: Callable[[FloatArray], float]
