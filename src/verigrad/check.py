@@ -752,7 +752,11 @@ def check_gradient(
     args = tuple(args)
     function = None
     if callable(analytical):
-        _real_array(x, "x", "the parameter")  # refused before the gradient function sees it
+        # A bad x is refused before the gradient function sees it.
+        if is_tree(x):
+            Tree.of(x, "x")
+        else:
+            _real_array(x, "x", "the parameter")
         function = _name(analytical)
         analytical = analytical(x, *args, **kw)
     return run_check(
