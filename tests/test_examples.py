@@ -55,8 +55,21 @@ class TestExamples:
         assert len(ratio_rows) == 3
 
 
+    def test_two_layer_network_names_the_wrong_leaves(self) -> None:
+        """The dict-parameter example trains cleanly, then names layer1's leaves as wrong."""
+        out = run_example("two_layer_network.py")
+        assert "200 calls, 10 checked, 0 failed" in out
+        assert "per parameter: layer1.W: 0.26, layer1.b: 0.33, layer2.W: " in out
+        assert "hint: the gradient of layer1.W, layer1.b is wrong; the others agree" in out
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.py")))
 def test_every_example_is_covered(name: str) -> None:
     """Each example file has a dedicated test above."""
-    covered = {"linear_regression.py", "softmax_classifier.py", "catch_a_bug.py"}
+    covered = {
+        "linear_regression.py",
+        "softmax_classifier.py",
+        "catch_a_bug.py",
+        "two_layer_network.py",
+    }
     assert name in covered
