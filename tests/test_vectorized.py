@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
 import verigrad as vg
+from verigrad.estimators import (
+    _MULTIPLIERS,
+    BatchedLoss,
+    ScalarLoss,
+    shifted_values,
+    step_sizes,
+)
 
 RNG = np.random.default_rng(0)
 A = RNG.uniform(0.5, 2.0, (6, 5))
@@ -77,3 +87,121 @@ class TestVectorizedLoss:
         assert logs[0]["verdict"] == "pass"
         with pytest.raises(vg.InvalidArgumentError, match="batch_bytes"):
             vg.verified_gradient(loss=batch_loss, batch_bytes=0)
+
+
+def recording(points: list[np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """A vectorized loss that keeps a copy of every point it is handed, one by one."""
+
+    def loss(w: np.ndarray) -> np.ndarray:
+        points.extend(np.array(p) for p in w)
+        return np.array([batch_loss(p) for p in w])
+
+    return loss
+
+
+def serial_points(x: np.ndarray, method: str) -> list[np.ndarray]:
+    """The points the one-at-a-time loop hands to the loss, in its order."""
+    points: list[np.ndarray] = []
+
+    def loss(w: np.ndarray) -> float:
+        points.append(w.copy())
+        return batch_loss(w)
+
+    h = step_sizes(x, "auto", method).reshape(-1).tolist()
+    shifted_values(ScalarLoss(loss), x.copy(), range(x.size), h, _MULTIPLIERS[method])
+    return points
+
+
+class TestBatchBuffer:
+    """One reused buffer of B copies of x: O(B) work per batch, the serial path's points."""
+
+    @pytest.mark.parametrize("method", ["central", "forward", "richardson"])
+    @pytest.mark.parametrize("points_per_batch", [1, 2, 3, 5, 7, 8, 29, 60, 1000])
+    def test_same_points_in_the_same_order(self, method: str, points_per_batch: int) -> None:
+        """Whatever the batch size (odd, 1, not dividing the 2n points, larger than all of them),
+        the loss sees the serial path's points bit for bit: each differs from x in exactly the
+        coordinate it moves, so no perturbation leaks from one batch into a later point."""
+        x = X.copy()
+        expected = serial_points(x, method)
+        seen: list[np.ndarray] = []
+        f = BatchedLoss(recording(seen), x.nbytes, max_bytes=points_per_batch * x.nbytes)
+        h = step_sizes(x, "auto", method).reshape(-1).tolist()
+        vals, offs = shifted_values(f, x.copy(), range(x.size), h, _MULTIPLIERS[method])
+        assert len(seen) == len(expected) == vals.size
+        for k, (got, want) in enumerate(zip(seen, expected, strict=True)):
+            assert got.tobytes() == want.tobytes(), f"point {k}"
+            moved = np.flatnonzero(got != X)
+            assert moved.tolist() == [k // len(_MULTIPLIERS[method])]
+        plain_vals, plain_offs = shifted_values(
+            ScalarLoss(batch_loss), x.copy(), range(x.size), h, _MULTIPLIERS[method]
+        )
+        assert vals.tobytes() == plain_vals.tobytes()
+        assert offs.tobytes() == plain_offs.tobytes()
+
+    @pytest.mark.parametrize("points_per_batch", [1, 3, 4, 7, 13, 64])
+    def test_results_bit_for_bit_equal_to_the_serial_check(self, points_per_batch: int) -> None:
+        """A vectorized loss that computes each point as the plain loss does gives the plain
+        check's numbers exactly, at any batch size."""
+        plain = vg.check_gradient(batch_loss, X, batch_grad, method="central")
+        batched = vg.check_gradient(
+            recording([]),
+            X,
+            batch_grad,
+            method="central",
+            vectorized=True,
+            batch_bytes=points_per_batch * X.nbytes,
+        )
+        assert batched.verdict == plain.verdict == "pass"
+        assert batched.numerical.tobytes() == plain.numerical.tobytes()
+        assert batched.errors.tobytes() == plain.errors.tobytes()
+        assert batched.n_evals == plain.n_evals
+
+    @pytest.mark.parametrize(("points_per_batch", "expected"), [(1, 1), (3, 2), (5, 4), (8, 8)])
+    def test_batch_sizes(self, points_per_batch: int, expected: int) -> None:
+        """Batches hold a whole number of coordinates (+h and -h together) where they can, never
+        more points than batch_bytes allows, and the last one only the points left."""
+        sizes: list[int] = []
+        x = np.arange(1.0, 8.0)  # 14 central points
+
+        def loss(w: np.ndarray) -> np.ndarray:
+            sizes.append(len(w))
+            return (w**2).sum(axis=1)
+
+        f = BatchedLoss(loss, x.nbytes, max_bytes=points_per_batch * x.nbytes)
+        h = step_sizes(x, "auto", "central").tolist()
+        shifted_values(f, x.copy(), range(x.size), h, (1.0, -1.0))
+        assert sizes[:-1] == [expected] * (len(sizes) - 1)
+        assert 0 < sizes[-1] <= expected
+        assert sum(sizes) == 14
+
+    def test_no_evaluation_for_no_coordinates(self) -> None:
+        calls: list[int] = []
+        f = BatchedLoss(lambda w: calls.append(len(w)) or np.zeros(len(w)), X.nbytes)
+        vals, offs = shifted_values(f, X.copy(), [], [], (1.0, -1.0))
+        assert vals.shape == offs.shape == (0, 2)
+        assert calls == []
+
+    def test_working_copy_restored_and_untouched(self) -> None:
+        """The buffer is separate from the working copy, which the batches never write."""
+        x = X.copy()
+        f = BatchedLoss(recording([]), x.nbytes, max_bytes=3 * x.nbytes)
+        shifted_values(f, x, range(x.size), [1e-3] * x.size, (1.0, -1.0))
+        assert x.tobytes() == X.tobytes()
+
+    @pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes need Python 3.11")
+    def test_an_error_names_the_batch(self) -> None:
+        """An exception from the loss propagates with a note naming the batch's coordinates."""
+
+        calls: list[int] = []
+
+        def failing(w: np.ndarray) -> np.ndarray:
+            calls.append(len(w))
+            if len(calls) == 2:  # the second batch: coordinates 2 and 3, flat
+                raise RuntimeError("boom")
+            return np.array([batch_loss(p) for p in w])
+
+        f = BatchedLoss(failing, X.nbytes, max_bytes=4 * X.nbytes)
+        h = step_sizes(X, "auto", "central").reshape(-1).tolist()
+        with pytest.raises(RuntimeError, match="boom") as info:
+            shifted_values(f, X.copy(), range(X.size), h, (1.0, -1.0))
+        assert "batch of 4 points, coordinates (0, 2) to (0, 3)" in info.value.__notes__[0]

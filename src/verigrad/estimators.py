@@ -242,24 +242,63 @@ def _shifted_batches(
     steps: Sequence[float],
     multipliers: Sequence[float],
 ) -> tuple[FloatArray, FloatArray]:
-    """:func:`shifted_values` for a vectorized loss: perturbed copies evaluated in batches."""
+    """:func:`shifted_values` for a vectorized loss: the perturbed points evaluated in batches.
+
+    Point ``k`` is coordinate ``indices[k // m]`` moved by ``multipliers[k % m] * steps[k // m]``
+    (``m = len(multipliers)``): the points of the one-at-a-time loop, bit for bit, in its order,
+    with its offsets. One buffer of ``B`` copies of ``x`` is filled once and reused: before each
+    batch only the entries the previous batch moved are reset to their values in ``x`` and the
+    new ones are set, so the tool's own work per batch is O(B), not the O(B n) of building each
+    batch afresh. ``B`` is a multiple of ``m`` where it can be, so the points of one coordinate
+    share a batch.
+    """
     flat = x.reshape(-1)
     m = len(multipliers)
     idx = np.asarray(indices, dtype=np.intp)
     h = np.asarray(steps, dtype=np.float64)
     base = flat[idx]
-    moved = base[:, None] + np.asarray(multipliers)[None, :] * h[:, None]
+    moved = base[:, None] + np.asarray(multipliers, dtype=np.float64)[None, :] * h[:, None]
     offsets = moved - base[:, None]
     values = np.empty(moved.shape)
-    rows = idx.repeat(m)
+    total = moved.size
+    if total == 0:
+        return values, offsets
+    columns = idx.repeat(m)
     flat_moved = moved.reshape(-1)
     flat_values = values.reshape(-1)
-    for start in range(0, rows.size, f.batch_size):
-        stop = min(start + f.batch_size, rows.size)
-        points = np.broadcast_to(flat, (stop - start, flat.size)).copy()
-        points[np.arange(stop - start), rows[start:stop]] = flat_moved[start:stop]
-        flat_values[start:stop] = f.batch(points.reshape(stop - start, *x.shape))
+    size = min(f.batch_size - f.batch_size % m if f.batch_size >= m else f.batch_size, total)
+    buffer = np.empty((size, flat.size))
+    buffer[...] = flat
+    rows = np.arange(size)
+    whole = buffer.reshape(size, *x.shape)
+    batch = f.batch
+    start = 0
+    try:
+        for start in range(0, total, size):
+            stop = min(start + size, total)
+            if start:  # the previous batch was a full one: undo its moves
+                previous = columns[start - size : start]
+                buffer[rows, previous] = flat[previous]
+            k = stop - start
+            buffer[rows[:k], columns[start:stop]] = flat_moved[start:stop]
+            # A shorter last batch hands over only its own rows.
+            flat_values[start:stop] = batch(whole if k == size else whole[:k])
+    except BaseException as exc:
+        _note_batch(exc, columns[start : start + size], x.shape)
+        raise
     return values, offsets
+
+
+def _note_batch(exc: BaseException, columns: np.ndarray, shape: tuple[int, ...]) -> None:
+    first, last = (
+        tuple(int(c) for c in np.unravel_index(int(i), shape)) if shape else ()
+        for i in (columns[0], columns[-1])
+    )
+    _add_note(
+        exc,
+        f"verigrad: raised while evaluating the loss on a batch of {columns.size} points, "
+        f"coordinates {first} to {last}",
+    )
 
 
 def _evaluate_chunk(
