@@ -725,7 +725,7 @@ def check_gradient(
         vectorized: the loss accepts many points stacked along a new leading axis, shape
             ``(B, *x.shape)``, and returns one value per point, shape ``(B,)``; the perturbed
             points of a coordinate-wise check are then evaluated in batches.
-        batch_bytes: the memory for one batch of points (default 64 MiB).
+        batch_bytes: the memory for one batch of points (default 2 MiB).
         executor: a :class:`concurrent.futures.Executor` (thread or process pool, loky,
             ``dask.distributed.Client.get_executor()``, ...) to spread the coordinates of a
             check over, in chunks assembled in order. Process and cluster executors need a
