@@ -138,8 +138,29 @@ def read_events(lines: Iterable[str]) -> tuple[list[CheckEvent], int]:
     return events, skipped
 
 
+class _Counts:
+    """Counts over ``events`` shared by the per-function and the whole-log summaries."""
+
+    events: tuple[CheckEvent, ...]
+
+    @property
+    def checks(self) -> int:
+        """Number of checks."""
+        return len(self.events)
+
+    @property
+    def failures(self) -> int:
+        """Number of failed checks."""
+        return sum(e.failed for e in self.events)
+
+    @property
+    def undecided(self) -> int:
+        """Number of checks that could not decide."""
+        return sum(e.undecided for e in self.events)
+
+
 @dataclass(frozen=True)
-class FunctionSummary:
+class FunctionSummary(_Counts):
     """The checks of one gradient function in a log.
 
     Attributes:
@@ -153,21 +174,6 @@ class FunctionSummary:
     worst: tuple[CheckEvent, ...]
 
     @property
-    def checks(self) -> int:
-        """Number of checks."""
-        return len(self.events)
-
-    @property
-    def failures(self) -> int:
-        """Number of failed checks."""
-        return sum(e.failed for e in self.events)
-
-    @property
-    def undecided(self) -> int:
-        """Number of checks that could not decide."""
-        return sum(e.undecided for e in self.events)
-
-    @property
     def median_error(self) -> float:
         """The median relative error of the checks (NaN when none was logged)."""
         values = sorted(e.relative_error for e in self.events if not math.isnan(e.relative_error))
@@ -178,7 +184,7 @@ class FunctionSummary:
 
 
 @dataclass(frozen=True)
-class LogSummary:
+class LogSummary(_Counts):
     """What a training run's log says about its gradient checks.
 
     Attributes:
@@ -190,21 +196,6 @@ class LogSummary:
     events: tuple[CheckEvent, ...]
     skipped: int
     functions: tuple[FunctionSummary, ...]
-
-    @property
-    def checks(self) -> int:
-        """Number of checks."""
-        return len(self.events)
-
-    @property
-    def failures(self) -> int:
-        """Number of failed checks."""
-        return sum(e.failed for e in self.events)
-
-    @property
-    def undecided(self) -> int:
-        """Number of checks that could not decide."""
-        return sum(e.undecided for e in self.events)
 
     @property
     def verdicts(self) -> dict[str, int]:
