@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -285,11 +284,10 @@ class TestNumericalGradient:
         with pytest.raises(ZeroDivisionError, match=r"boom") as info:
             vg.numerical_gradient(failing, x)
         assert x.tobytes() == before
-        if sys.version_info >= (3, 11):  # exception notes exist from 3.11 on
-            # Calls 0-1 are coordinate (0, 0), 2-3 are (0, 1), call 4 is the first of (0, 2).
-            assert info.value.__notes__ == [
-                "verigrad: raised while evaluating the loss at coordinate (0, 2)"
-            ]
+        # Calls 0-1 are coordinate (0, 0), 2-3 are (0, 1), call 4 is the first of (0, 2).
+        assert info.value.__notes__ == [
+            "verigrad: raised while evaluating the loss at coordinate (0, 2)"
+        ]
 
     @FAST
     @given(

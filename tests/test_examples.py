@@ -54,7 +54,6 @@ class TestExamples:
         ratio_rows = [line for line in out.splitlines() if line.rstrip().endswith(" 0.5")]
         assert len(ratio_rows) == 3
 
-
     def test_two_layer_network_names_the_wrong_leaves(self) -> None:
         """The dict-parameter example trains cleanly, then names layer1's leaves as wrong."""
         out = run_example("two_layer_network.py")

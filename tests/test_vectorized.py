@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -188,7 +187,6 @@ class TestBatchBuffer:
         shifted_values(f, x, range(x.size), [1e-3] * x.size, (1.0, -1.0))
         assert x.tobytes() == X.tobytes()
 
-    @pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes need Python 3.11")
     def test_an_error_names_the_batch(self) -> None:
         """An exception from the loss propagates with a note naming the batch's coordinates."""
 

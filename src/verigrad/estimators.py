@@ -7,6 +7,7 @@ are thin wrappers over the same machinery the checks use.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -108,10 +109,14 @@ def step_sizes(x: FloatArray, epsilon: Epsilon, method: str, eps: float = _EPS) 
 
 
 def _add_note(exc: BaseException, note: str) -> None:
-    # BaseException.add_note exists from Python 3.11 on; on 3.10 the note is dropped.
+    # BaseException.add_note exists from Python 3.11 on. On 3.10 the note goes into the same
+    # ``__notes__`` list by hand: tracebacks there do not print it, but code can read it.
     add_note = getattr(exc, "add_note", None)
     if add_note is not None:
         add_note(note)
+        return
+    with contextlib.suppress(AttributeError, TypeError):  # an exception without __dict__
+        exc.__notes__ = [*getattr(exc, "__notes__", ()), note]
 
 
 def _note_coordinate(exc: BaseException, flat_index: int, shape: tuple[int, ...]) -> None:
