@@ -644,3 +644,62 @@ class TestEmpty:
         r = vg.assert_gradient(lambda v: 1.0, np.zeros((3, 0)), np.zeros((3, 0)))
         assert r.shape == (3, 0)
         assert r.n_evals == 1
+
+
+@pytest.fixture
+def bars(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every tqdm bar drawn during the test, with its count when it was closed."""
+    tqdm = pytest.importorskip("tqdm")
+    made: list[Any] = []
+
+    class Recording(tqdm.tqdm):  # type: ignore[misc,name-defined]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(tqdm, "tqdm", Recording)
+    return made
+
+
+class TestProgress:
+    def test_progress_bar_counts_every_evaluation(self, bars: list[Any]) -> None:
+        """progress=True draws one bar that counts each loss evaluation of the check."""
+        x = np.linspace(-1.0, 1.0, 50)
+        r = vg.check_gradient(lambda v: float(np.sum(v**2)), x, 2 * x, progress=True)
+        assert r.passed
+        assert len(bars) == 1
+        assert bars[0].n == r.n_evals
+        assert bars[0].total == r.n_evals  # the estimate 2n + 2 was right
+
+    def test_vectorized_progress_counts_points(self, bars: list[Any]) -> None:
+        """With a vectorized loss the bar advances by the points of each batch."""
+        x = np.linspace(-1.0, 1.0, 20)
+
+        def loss(v: np.ndarray) -> np.ndarray:
+            return np.sum(v**2, axis=-1)
+
+        r = vg.check_gradient(loss, x, 2 * x, vectorized=True, progress=True)
+        assert bars[0].n == r.n_evals
+
+    def test_no_bar_unless_asked(self, bars: list[Any], capsys: pytest.CaptureFixture[str]) -> None:
+        """A library call draws nothing by default."""
+        x = np.linspace(-1.0, 1.0, 50)
+        vg.check_gradient(lambda v: float(np.sum(v**2)), x, 2 * x)
+        assert bars == []
+        assert capsys.readouterr().err == ""
+
+    def test_progress_with_an_executor_is_refused(self) -> None:
+        """A bar cannot follow evaluations made by an executor: a clear error says so."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with (
+            ThreadPoolExecutor(1) as pool,
+            pytest.raises(vg.InvalidArgumentError, match="executor"),
+        ):
+            vg.check_gradient(
+                lambda v: float(np.sum(v**2)),
+                np.ones(3),
+                2 * np.ones(3),
+                executor=pool,
+                progress=True,
+            )

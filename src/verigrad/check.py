@@ -14,6 +14,7 @@ import numpy as np
 
 from ._arrays import _real_array, gradient_array, working_copy
 from ._directional import DirectionalOutcome, directional_check
+from ._progress import INSTALL_HINT, estimated_evals, progress_bar, tqdm_available
 from ._tree import Tree, TreeLoss, is_tree
 from ._typing import FAILURES, ArrayLike, Epsilon, FloatArray, Method
 from .compare import (
@@ -692,6 +693,7 @@ def check_gradient(
     vectorized: bool = False,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
     executor: Executor | None = None,
+    progress: bool = False,
 ) -> CheckResult:
     """Compare an analytical gradient with finite differences of the loss at ``x``.
 
@@ -732,6 +734,9 @@ def check_gradient(
             picklable loss (defined at module level); a loss that is not gets a clear error.
         kink_fails: report a kink (the loss not differentiable inside the stencil, the gradient
             a valid subgradient there) as a failure instead of a pass.
+        progress: draw a progress bar of loss evaluations on stderr while the check runs
+            (needs tqdm, ``pip install "verigrad[progress]"``; not with ``executor``). Off by
+            default: a library call draws nothing unless asked.
 
     Returns:
         A :class:`CheckResult`.
@@ -759,24 +764,35 @@ def check_gradient(
             _real_array(x, "x", "the parameter")
         function = _name(analytical)
         analytical = analytical(x, *args, **kw)
-    return run_check(
-        _loss_at(loss, args, kw),
-        x,
-        analytical,
-        method=method,
-        epsilon=epsilon,
-        rtol=rtol,
-        kink_fails=bool(kink_fails),
-        seed=seed,
-        n_directions=_positive_int(n_directions, "n_directions"),
-        n_coordinates=_positive_int(n_coordinates, "n_coordinates"),
-        directions=validate_directions(directions),
-        vectorized=bool(vectorized),
-        batch_bytes=_positive_int(batch_bytes, "batch_bytes"),
-        executor=_executor(executor),
-        loss_name=f"loss {_name(loss)}",
-        function=function,
-    )
+    options: dict[str, Any] = {
+        "method": method,
+        "epsilon": epsilon,
+        "rtol": rtol,
+        "kink_fails": bool(kink_fails),
+        "seed": seed,
+        "n_directions": _positive_int(n_directions, "n_directions"),
+        "n_coordinates": _positive_int(n_coordinates, "n_coordinates"),
+        "directions": validate_directions(directions),
+        "vectorized": bool(vectorized),
+        "batch_bytes": _positive_int(batch_bytes, "batch_bytes"),
+        "executor": _executor(executor),
+        "loss_name": f"loss {_name(loss)}",
+        "function": function,
+    }
+    loss_at = _loss_at(loss, args, kw)
+    if not progress:
+        return run_check(loss_at, x, analytical, **options)
+    if executor is not None:
+        raise InvalidArgumentError(
+            "progress=True counts the loss evaluations made in this process and cannot follow "
+            "an executor's; drop one of the two"
+        )
+    if not tqdm_available():
+        raise InvalidArgumentError(f"progress=True needs tqdm: {INSTALL_HINT}")
+    size = Tree.of(x)[0].size if is_tree(x) else int(np.size(x))
+    total = estimated_evals(method, size, AUTO_FULL_MAX)
+    with progress_bar(total, batched=bool(vectorized)) as wrap:
+        return run_check(wrap(loss_at), x, analytical, **options)
 
 
 def assert_gradient(
@@ -797,6 +813,7 @@ def assert_gradient(
     vectorized: bool = False,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
     executor: Executor | None = None,
+    progress: bool = False,
 ) -> CheckResult:
     """Like :func:`check_gradient`, but raise when the check does not pass.
 
@@ -824,6 +841,7 @@ def assert_gradient(
         vectorized=vectorized,
         batch_bytes=batch_bytes,
         executor=executor,
+        progress=progress,
     )
     if result.failed:
         raise GradientMismatchError(result)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import importlib
 import importlib.util
 import json
@@ -54,15 +53,6 @@ EXIT_UNDECIDED = 3
 
 #: Full checks of at least this many coordinates show a progress bar on a terminal.
 PROGRESS_MIN_SIZE = 1_000
-#: Loss evaluations per coordinate of the full-check methods.
-_EVALS_PER_COORDINATE = {
-    "auto": 2,
-    "central": 2,
-    "forward": 1,
-    "backward": 1,
-    "richardson": 4,
-    "complex": 1,
-}
 
 
 class UsageError(Exception):
@@ -221,54 +211,30 @@ def want_progress(flag: bool | None, size: int, full: bool, stream: TextIO) -> b
     return full and size >= PROGRESS_MIN_SIZE and callable(isatty) and bool(isatty())
 
 
-def _tqdm_available() -> bool:
-    return importlib.util.find_spec("tqdm") is not None
-
-
-class _Counted:
-    """A loss that advances a progress bar on each call; otherwise the loss itself."""
-
-    def __init__(self, loss: Callable[..., Any], bar: Any) -> None:
-        functools.update_wrapper(self, loss)
-        self._loss = loss
-        self._bar = bar
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        self._bar.update(1)
-        return self._loss(*args, **kwargs)
-
-
 @contextlib.contextmanager
 def _progress(
     enabled: bool, total: int | None, forced: bool
 ) -> Iterator[Callable[[Callable[..., Any]], Callable[..., Any]]]:
     """Yield a function that wraps a loss to advance a tqdm bar (or leaves it alone)."""
-    if enabled and not _tqdm_available():
+    from ._progress import INSTALL_HINT, progress_bar, tqdm_available
+
+    if enabled and not tqdm_available():
         if forced:
-            raise UsageError('--progress needs tqdm: pip install "verigrad[progress]"')
+            raise UsageError(f"--progress needs tqdm: {INSTALL_HINT}")
         enabled = False
     if not enabled:
         yield lambda loss: loss
         return
-    tqdm = importlib.import_module("tqdm").tqdm  # optional, and untyped
-    bar = tqdm(total=total, desc="loss evaluations", unit="eval", file=sys.stderr, leave=False)
-    try:
-        yield lambda loss: _Counted(loss, bar)
-    finally:
-        if total is not None and bar.n != total:
-            bar.total = bar.n  # the estimate ignores second opinions: end at 100 %
-            bar.refresh()
-        bar.close()
+    with progress_bar(total) as wrap:
+        yield wrap
 
 
 def _estimated_evals(method: str, size: int) -> int | None:
     """Loss evaluations of a full check, or None for the checks that do not grow with n."""
+    from ._progress import estimated_evals
     from .check import AUTO_FULL_MAX
 
-    if method == "auto" and size > AUTO_FULL_MAX:
-        return None
-    per = _EVALS_PER_COORDINATE.get(method)
-    return None if per is None else per * size + 2
+    return estimated_evals(method, size, AUTO_FULL_MAX)
 
 
 # -- options -----------------------------------------------------------------------------------
