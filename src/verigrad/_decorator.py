@@ -24,11 +24,12 @@ import wrapt
 from . import _config
 from ._binding import Binder
 from ._config import validate_mode
+from ._options import CheckConfig
 from ._policy import Schedule
 from ._reporting import report
 from ._typing import ON_FAILURE, Epsilon, Method, Mode, OnFailure
-from .check import _executor, _positive_int, run_check, validate_directions, validate_rtol
-from .estimators import DEFAULT_BATCH_BYTES, _add_note, validate_epsilon, validate_method
+from .check import run_check
+from .estimators import DEFAULT_BATCH_BYTES, _add_note
 from .exceptions import (
     GradientMismatchError,
     GradientMismatchWarning,
@@ -88,7 +89,7 @@ class CheckStats:
 
 @dataclass(frozen=True)
 class CheckOptions:
-    """The decorator's options, validated."""
+    """The decorator's options, validated: when and what to check, and how (``check``)."""
 
     loss: Callable[..., Any] | str
     wrt: int | str | tuple[int | str, ...]
@@ -98,17 +99,8 @@ class CheckOptions:
     seed: int | None
     mode: Mode | None
     on_failure: OnFailure
-    kink_fails: bool
-    n_directions: int
-    n_coordinates: int
-    directions: str
-    vectorized: bool
-    batch_bytes: int
-    executor: Any
     budget: float | None
-    method: Method
-    epsilon: Epsilon
-    rtol: float
+    check: CheckConfig
 
 
 class GradientChecker:
@@ -142,7 +134,8 @@ class GradientChecker:
     def __reduce__(self) -> tuple[Any, ...]:
         # A copy in another process starts afresh: its own counters, schedule and statistics.
         # An executor belongs to the process that made it and is not carried over.
-        return (GradientChecker, (self._func, dataclasses.replace(self.options, executor=None)))
+        check = dataclasses.replace(self.options.check, executor=None)
+        return (GradientChecker, (self._func, dataclasses.replace(self.options, check=check)))
 
     def _reset_counters(self) -> None:
         self._calls = itertools.count()
@@ -210,18 +203,9 @@ class GradientChecker:
                 loss_at,
                 x,
                 self._binder.gradient(gradient, x),
-                method=self.options.method,
-                epsilon=self.options.epsilon,
-                rtol=self.options.rtol,
-                kink_fails=self.options.kink_fails,
+                self.options.check,
                 seed=None if self.options.seed is None else (self.options.seed, i),
                 pick=self._rotation.take,
-                n_directions=self.options.n_directions,
-                n_coordinates=self.options.n_coordinates,
-                directions=self.options.directions,
-                vectorized=self.options.vectorized,
-                batch_bytes=self.options.batch_bytes,
-                executor=self.options.executor,
                 loss_name=f"loss {self._binder.loss_name}",
                 param_name=getattr(loss_at, "param", "x"),
                 function=self.function,
@@ -605,17 +589,19 @@ def verified_gradient(
         seed=seed,
         mode=None if mode is None else validate_mode(mode),
         on_failure=on_failure,
-        kink_fails=bool(kink_fails),
-        n_directions=_positive_int(n_directions, "n_directions"),
-        n_coordinates=_positive_int(n_coordinates, "n_coordinates"),
-        directions=validate_directions(directions),
-        vectorized=bool(vectorized),
-        batch_bytes=_positive_int(batch_bytes, "batch_bytes"),
         budget=_budget(budget),
-        executor=_executor(executor),
-        method=validate_method(method),
-        epsilon=validate_epsilon(epsilon),
-        rtol=validate_rtol(rtol),
+        check=CheckConfig(
+            method=method,
+            epsilon=epsilon,
+            rtol=rtol,
+            kink_fails=kink_fails,
+            n_directions=n_directions,
+            n_coordinates=n_coordinates,
+            directions=directions,
+            vectorized=vectorized,
+            batch_bytes=batch_bytes,
+            executor=executor,
+        ),
     )
 
     def decorate(func: F) -> F:

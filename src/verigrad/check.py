@@ -14,6 +14,7 @@ import numpy as np
 
 from ._arrays import _real_array, gradient_array, working_copy
 from ._directional import DirectionalOutcome, directional_check
+from ._options import CheckConfig
 from ._progress import INSTALL_HINT, estimated_evals, progress_bar, tqdm_available
 from ._tree import Tree, TreeLoss, is_tree
 from ._typing import FAILURES, ArrayLike, Epsilon, FloatArray, Method
@@ -36,8 +37,6 @@ from .estimators import (
     coordinate_differences,
     shifted_values,
     step_sizes,
-    validate_epsilon,
-    validate_method,
 )
 from .exceptions import (
     GradientMismatchError,
@@ -48,44 +47,6 @@ from .exceptions import (
 from .result import CheckResult
 
 __all__ = ["assert_gradient", "check_gradient"]
-
-
-def validate_directions(value: object) -> Literal["rademacher", "gaussian"]:
-    """Return ``value`` if it names a kind of random direction, else raise naming it."""
-    if value not in ("rademacher", "gaussian"):
-        raise InvalidArgumentError(
-            f"directions={value!r}: choose 'rademacher' (random signs) or 'gaussian'"
-        )
-    return value  # type: ignore[return-value,unused-ignore]
-
-
-def _executor(value: object) -> Executor | None:
-    if value is not None and not callable(getattr(value, "submit", None)):
-        raise InvalidTypeError(
-            f"executor must be a concurrent.futures.Executor (something with .submit), not "
-            f"{type(value).__name__}"
-        )
-    return value  # type: ignore[return-value]
-
-
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InvalidTypeError(f"{name} must be an int, not {type(value).__name__}")
-    if value < 1:
-        raise InvalidArgumentError(f"{name}={value!r}: must be at least 1")
-    return int(value)
-
-
-def validate_rtol(rtol: object) -> float:
-    """Return ``rtol`` as a float if it is a finite number in (0, 1], else raise naming it."""
-    if isinstance(rtol, bool) or not isinstance(rtol, (int, float, np.floating, np.integer)):
-        raise InvalidTypeError(f"rtol must be a number, not {type(rtol).__name__}")
-    value = float(rtol)
-    if not (0.0 < value <= 1.0):
-        raise InvalidArgumentError(
-            f"rtol={rtol!r}: the relative-error threshold must lie in (0, 1]"
-        )
-    return value
 
 
 _EPS64 = float(np.finfo(np.float64).eps)
@@ -113,19 +74,10 @@ def run_check(
     loss_at: Callable[[FloatArray], Any],
     x: Any,
     analytical: Any,
+    config: CheckConfig,
     *,
-    method: Method,
-    epsilon: Epsilon,
-    rtol: float,
-    kink_fails: bool = False,
     seed: Any = None,
-    n_directions: int = 8,
-    n_coordinates: int = 32,
-    directions: str = "rademacher",
     pick: Callable[[int, int], np.ndarray] | None = None,
-    vectorized: bool = False,
-    batch_bytes: int = DEFAULT_BATCH_BYTES,
-    executor: Executor | None = None,
     loss_name: str = "loss",
     param_name: str = "x",
     function: str | None = None,
@@ -133,8 +85,10 @@ def run_check(
 ) -> CheckResult:
     """Check ``analytical`` against finite differences of ``loss_at`` around ``x``.
 
-    Options are assumed validated. ``loss_at`` is called with a private float64 working copy
-    shaped like ``x``; ``x`` and ``analytical`` are only read.
+    ``config`` says how (validated on its construction). ``seed`` seeds the random
+    directions and coordinates of partial checks; ``pick(n, m)``, if given, chooses the ``m``
+    coordinates instead (the decorator's rotation). ``loss_at`` is called with a private
+    float64 working copy shaped like ``x``; ``x`` and ``analytical`` are only read.
 
     The verdict is error-aware. Each numerical derivative carries an estimate of its own error;
     a coordinate is suspicious when its discrepancy exceeds both the relative threshold and ten
@@ -152,24 +106,22 @@ def run_check(
             TreeLoss(loss_at, tree),
             flat,
             tree.gradient(analytical),
-            method=method,
-            epsilon=epsilon,
-            rtol=rtol,
-            kink_fails=kink_fails,
+            config,
             seed=seed,
-            n_directions=n_directions,
-            n_coordinates=n_coordinates,
-            directions=directions,
             pick=pick,
-            vectorized=vectorized,
-            batch_bytes=batch_bytes,
-            executor=executor,
             loss_name=loss_name,
             param_name=param_name,
             function=function,
             call_index=call_index,
         )
         return _with_tree(result, tree)
+    method, epsilon, rtol, kink_fails = (
+        config.method,
+        config.epsilon,
+        config.rtol,
+        config.kink_fails,
+    )
+    n_directions, n_coordinates = config.n_directions, config.n_coordinates
     start = time.perf_counter()
     work = working_copy(x, param_name)  # first: refuses a ragged list before np.asarray sees it
     dtype = str(x.dtype) if isinstance(x, np.ndarray) else str(np.asarray(x).dtype)
@@ -252,10 +204,10 @@ def run_check(
         )
 
     f: Callable[[FloatArray], float]
-    if vectorized:
-        f = BatchedLoss(loss_at, work.nbytes, loss_name, batch_bytes)
+    if config.vectorized:
+        f = BatchedLoss(loss_at, work.nbytes, loss_name, config.batch_bytes)
     else:
-        f = ScalarLoss(loss_at, loss_name, executor)
+        f = ScalarLoss(loss_at, loss_name, config.executor)
 
     f0 = f(work)
     if not math.isfinite(f0):
@@ -280,7 +232,7 @@ def run_check(
                 rng=rng,
                 eps=eps,
                 margin=MARGIN,
-                gaussian=directions == "gaussian",
+                gaussian=config.directions == "gaussian",
             )
             n_evals += outcome.n_evals
             if not np.isfinite(outcome.numerical).all():
@@ -746,9 +698,18 @@ def check_gradient(
         InvalidTypeError: non-numeric input, a loss returning a non-number, a ``None`` gradient.
         Exception: whatever ``loss`` or ``analytical`` raise propagates; ``x`` is left unchanged.
     """
-    method = validate_method(method)
-    epsilon = validate_epsilon(epsilon)
-    rtol = validate_rtol(rtol)
+    config = CheckConfig(
+        method=method,
+        epsilon=epsilon,
+        rtol=rtol,
+        kink_fails=kink_fails,
+        n_directions=n_directions,
+        n_coordinates=n_coordinates,
+        directions=directions,
+        vectorized=vectorized,
+        batch_bytes=batch_bytes,
+        executor=executor,
+    )
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise InvalidTypeError(f"seed must be an int or None, not {type(seed).__name__}")
     if not callable(loss):
@@ -765,23 +726,13 @@ def check_gradient(
         function = _name(analytical)
         analytical = analytical(x, *args, **kw)
     options: dict[str, Any] = {
-        "method": method,
-        "epsilon": epsilon,
-        "rtol": rtol,
-        "kink_fails": bool(kink_fails),
         "seed": seed,
-        "n_directions": _positive_int(n_directions, "n_directions"),
-        "n_coordinates": _positive_int(n_coordinates, "n_coordinates"),
-        "directions": validate_directions(directions),
-        "vectorized": bool(vectorized),
-        "batch_bytes": _positive_int(batch_bytes, "batch_bytes"),
-        "executor": _executor(executor),
         "loss_name": f"loss {_name(loss)}",
         "function": function,
     }
     loss_at = _loss_at(loss, args, kw)
     if not progress:
-        return run_check(loss_at, x, analytical, **options)
+        return run_check(loss_at, x, analytical, config, **options)
     if executor is not None:
         raise InvalidArgumentError(
             "progress=True counts the loss evaluations made in this process and cannot follow "
@@ -790,9 +741,9 @@ def check_gradient(
     if not tqdm_available():
         raise InvalidArgumentError(f"progress=True needs tqdm: {INSTALL_HINT}")
     size = Tree.of(x)[0].size if is_tree(x) else int(np.size(x))
-    total = estimated_evals(method, size, AUTO_FULL_MAX)
-    with progress_bar(total, batched=bool(vectorized)) as wrap:
-        return run_check(wrap(loss_at), x, analytical, **options)
+    total = estimated_evals(config.method, size, AUTO_FULL_MAX)
+    with progress_bar(total, batched=config.vectorized) as wrap:
+        return run_check(wrap(loss_at), x, analytical, config, **options)
 
 
 def assert_gradient(
