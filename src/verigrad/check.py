@@ -653,9 +653,11 @@ def check_gradient(
 
     Args:
         loss: called as ``loss(x, *args, **kwargs)``; must return a real scalar.
-        x: the parameter point; it is left bit-for-bit unchanged.
-        analytical: the gradient at ``x`` (an array shaped like ``x``), or a function called as
-            ``analytical(x, *args, **kwargs)`` that returns it.
+        x: the parameter point: an array, or nested dicts, lists and tuples of arrays and
+            numbers (checked leaf by leaf; see ``CheckResult.leaf_errors``). It is left
+            bit-for-bit unchanged.
+        analytical: the gradient at ``x`` (shaped like ``x``, or in the same structure), or a
+            function called as ``analytical(x, *args, **kwargs)`` that returns it.
         args: further positional arguments for ``loss`` (and ``analytical`` if callable).
         kwargs: further keyword arguments for ``loss`` (and ``analytical`` if callable).
         method: ``"auto"`` (the default: central differences with an error-aware verdict),
