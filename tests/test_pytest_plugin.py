@@ -154,21 +154,19 @@ class TestDebugSession:
         result.stdout.fnmatch_lines(["*GradientMismatchWarning*", REPORT_HEAD])
         result.stdout.no_fnmatch_line("*not raised as an error*")
 
-    def test_swallowed_error_still_fails_the_test(self, pytester: pytest.Pytester) -> None:
-        """A GradientMismatchError caught by the test still fails it."""
+    def test_expected_error_passes(self, pytester: pytest.Pytester) -> None:
+        """A test that expects the GradientMismatchError (pytest.raises) passes in debug mode."""
         _write(
             pytester,
             """
-            def test_bad():
-                try:
+            def test_catches_the_bug():
+                with pytest.raises(verigrad.GradientMismatchError):
                     bad(W)
-                except AssertionError:
-                    pass
             """,
         )
-        result = pytester.runpytest("--verigrad=debug")
-        result.assert_outcomes(failed=1)
-        result.stdout.fnmatch_lines(["*caught by the test*", REPORT_HEAD])
+        result = pytester.runpytest("--verigrad=debug", "-rP")
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(["  FAILED    mismatch         _bad (call 0, debug)*"])
 
     def test_check_in_a_thread_fails_the_test(self, pytester: pytest.Pytester) -> None:
         """A gradient called in a thread the test starts is checked, and fails the test."""
@@ -474,7 +472,24 @@ class TestObserving:
         self._check()
         assert len(seen) == 1
         assert seen[0][0].passed
-        assert seen[0][1] == {"trigger": "debug"}
+        assert seen[0][1] == {"trigger": "debug", "raises": False}
+
+    def test_observer_learns_when_the_decorator_raises(self) -> None:
+        """The context says whether the failure is raised (on_failure='raise') or not."""
+        seen: list[dict[str, object]] = []
+
+        def loss(w: np.ndarray) -> float:
+            return float(w @ w)
+
+        raising = verigrad.verified_gradient(loss=loss, mode="debug")(lambda w: w)
+        logging_only = verigrad.verified_gradient(loss=loss, mode="debug", on_failure="log")(
+            lambda w: w
+        )
+        with _reporting.observing(lambda result, context: seen.append(dict(context))):
+            with pytest.raises(verigrad.GradientMismatchError):
+                raising(np.ones(2))
+            logging_only(np.ones(2))
+        assert [c["raises"] for c in seen] == [True, False]
 
     def test_nested_registrations_are_removed_in_turn(self) -> None:
         """The same observer registered twice is called twice, and each block removes one."""

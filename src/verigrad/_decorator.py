@@ -188,7 +188,11 @@ class GradientChecker:
         started = _clock()
         result = self._check(i, instance, args, kwargs, gradient)
         self._account(i, _clock() - started, trigger)
-        report(result, trigger=trigger)
+        report(
+            result,
+            trigger=trigger,
+            raises=bool(result.failed) and self.options.on_failure == "raise",
+        )
         if result.failed:
             self._fail(result)
         elif not result.passed:

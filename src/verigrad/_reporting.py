@@ -59,8 +59,11 @@ def observing(observer: Observer) -> Iterator[None]:
             _observers = tuple(rest)
 
 
-def report(result: CheckResult, **context: Any) -> None:
-    """Log ``result`` as one ``gradient_check`` event with ``context`` added."""
+def report(result: CheckResult, *, raises: bool = False, **context: Any) -> None:
+    """Log ``result`` as one ``gradient_check`` event with ``context`` added.
+
+    Observers also learn whether the caller is about to raise the failure (``raises``).
+    """
     fields = result.to_event()
     head: dict[str, Any] = {k: fields.pop(k) for k in ("function", "call_index") if k in fields}
     fields = {**head, **context, **fields}
@@ -70,5 +73,7 @@ def report(result: CheckResult, **context: Any) -> None:
         _logger.error(EVENT, **fields)
     else:
         _logger.warning(EVENT, **fields)
-    for observer in _observers:
-        observer(result, context)
+    if _observers:
+        observed = {**context, "raises": raises}
+        for observer in _observers:
+            observer(result, observed)

@@ -16,9 +16,10 @@ Options (the command line wins over the ini file):
 
 While a mode is set, every check a decorated gradient makes is attributed to the test phase
 running at the time. A failed check fails that test, with verigrad's report in the output,
-also when the decorator was declared with ``on_failure="warn"`` or ``"log"`` and when the
-test caught the :class:`~verigrad.GradientMismatchError`; an error that already failed the
-test is not reported twice. Each test gets a "verigrad" report section listing its checks
+also when the decorator was declared with ``on_failure="warn"`` or ``"log"``. A failure the
+decorator raised as :class:`~verigrad.GradientMismatchError` is the test's business, as any
+exception: it fails the test unless the test expects it (``pytest.raises``), and it is not
+reported twice. Each test gets a "verigrad" report section listing its checks
 (shown with a failure, or with ``-rP``). A failed check outside any test (at import during
 collection, in a thread that outlived its test) makes the session fail and is shown in the
 summary.
@@ -288,7 +289,9 @@ def _phase(item: pytest.Item, when: str) -> Generator[None, object, object]:
     except BaseException as exc:
         if records:
             raised = _carried(exc)
-            unreported = [r for r, _ in records if r.failed and id(r) not in raised]
+            unreported = [
+                r for r, c in records if r.failed and not c.get("raises") and id(r) not in raised
+            ]
             text = _listing(records)
             if unreported:
                 text += "\n\nfailed checks not raised in this test:\n\n"
@@ -298,13 +301,15 @@ def _phase(item: pytest.Item, when: str) -> Generator[None, object, object]:
     if not records:
         return outcome
     item.add_report_section(when, "verigrad", _listing(records))
-    failed = [r for r, _ in records if r.failed]
+    # A failure raised as an error is the test's business: it failed the test, or the test
+    # expected it (pytest.raises). Only failures that were never raised fail the test here.
+    failed = [r for r, c in records if r.failed and not c.get("raises")]
     if failed and not spec.allow_failures:
         during = {"setup": "in setup", "call": "during the test", "teardown": "in teardown"}
         head = (
             f"verigrad: {_plural(len(failed), 'failed gradient check')} {during[when]} "
             f"(mode {spec.mode or 'unchanged'}, from {spec.source or 'the decorators'}), "
-            "not raised as an error (on_failure='warn' or 'log', or caught by the test):"
+            "not raised as an error (on_failure='warn' or 'log'):"
         )
         pytest.fail("\n\n".join([head, *(r.summary() for r in failed)]), pytrace=False)
     return outcome
@@ -430,7 +435,7 @@ def assert_gradient(request: pytest.FixtureRequest) -> Callable[..., CheckResult
             result = verigrad.assert_gradient(loss, x, analytical, **{**defaults, **kwargs})
         except (verigrad.GradientMismatchError, verigrad.InconclusiveCheckError) as exc:
             if state is not None:
-                state.record(exc.result, context)
+                state.record(exc.result, {**context, "raises": True})
             raise
         if state is not None:
             state.record(result, context)
