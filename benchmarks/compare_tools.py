@@ -7,6 +7,10 @@ Run by hand (never in the test suite):
     python benchmarks/compare_tools.py --sizes 1000 --repeat 5 --json compare_tools.json
     python benchmarks/compare_tools.py --losses softmax --sizes 30730 --once-above inf
 
+After the full checks it times an unchecked call of a decorated gradient against a bare call,
+a ``functools.wraps`` pass-through and a wrapt pass-through (``benchmarks/overhead.py``;
+``--no-unchecked`` skips it, ``overhead.py --instructions`` counts instructions instead).
+
 The default run takes about 4 minutes on a 2-core machine, most of it the softmax loss at
 n = 30,730 (about 0.5 ms per evaluation on one thread, 61,460 evaluations per central row).
 
@@ -506,6 +510,11 @@ def main(argv: list[str] | None = None) -> int:
         "'inf' repeats every run)",
     )
     parser.add_argument("--json", type=Path, help="write the numbers to this file")
+    parser.add_argument(
+        "--no-unchecked",
+        action="store_true",
+        help="skip the unchecked-call timings (bare call, functools.wraps, wrapt, verigrad)",
+    )
     args = parser.parse_args(argv)
     sizes = sorted(args.sizes or (QUICK_SIZES if args.quick else SIZES))
 
@@ -529,6 +538,11 @@ def main(argv: list[str] | None = None) -> int:
             rows = measure(p, tool_list, max(1, args.repeat), args.once_above, nd)
             print_table(p, rows)
             results += rows
+    if not args.no_unchecked:
+        # The other cost users feel: a decorated gradient's calls that are not checked.
+        from overhead import unchecked_overhead  # benchmarks/overhead.py, beside this script
+
+        unchecked_overhead()
     total = time.perf_counter() - start
     print(f"\ntotal {total:.0f} s")
     if args.json:
