@@ -320,43 +320,10 @@ def run_check(
             )
         return finish(numerical, n_evals, f0, threshold=threshold, errors=errors)
 
-    # Suspected bugs first, by how far beyond their error they lie; then suspected kinks.
-    with np.errstate(over="ignore"):
-        score = diff[candidates] / np.maximum(flat_e[candidates], np.finfo(float).tiny)
-    ranked = candidates[np.argsort(-score, kind="stable")]
-    kinky = np.setdiff1d(kinky, candidates)
-    examined = np.concatenate((ranked, kinky))[:MAX_REFINED]
-    unexamined = max(0, candidates.size - examined.size)
-    refined, spent = _second_opinion(f, work, est, examined, f0, eps, used)
+    examined, labels, unexamined, spent = _examine(
+        f, work, est, f0, eps, used, threshold, flat_a, flat_n, flat_e, diff, candidates, kinky
+    )
     n_evals += spent
-    wide, narrow = refined
-    noise = _NOISE_ULPS * eps * np.fmax(abs(f0), np.fmax(np.abs(wide[0]), np.abs(wide[1])))
-    verdicts = refine(flat_a[examined], f0, wide, narrow, noise, threshold)
-    flat_n[examined] = verdicts.values
-    flat_e[examined] = verdicts.errors
-    labels = np.array(verdicts.labels)
-    # A coordinate whose curvature scale is far below its step (x_i ~ 1e-6 curving on 1e-6)
-    # stays truncation-bound at both steps: narrow the stencil further while it stays undecided.
-    for _ in range(3):
-        redo = np.flatnonzero(labels == "noisy")
-        if redo.size == 0:
-            break
-        previous = (narrow[0][redo], narrow[1][redo], narrow[2][redo], narrow[3][redo])
-        vals, offs = shifted_values(
-            f, work, examined[redo].tolist(), previous[2].tolist(), (0.125, -0.125)
-        )
-        n_evals += vals.size
-        narrower = (vals[:, 0], vals[:, 1], offs[:, 0], offs[:, 1])
-        again = refine(flat_a[examined[redo]], f0, previous, narrower, noise[redo], threshold)
-        labels[redo] = again.labels
-        flat_n[examined[redo]] = again.values
-        flat_e[examined[redo]] = again.errors
-        narrow = (
-            _replace_at(narrow[0], redo, narrower[0]),
-            _replace_at(narrow[1], redo, narrower[1]),
-            _replace_at(narrow[2], redo, narrower[2]),
-            _replace_at(narrow[3], redo, narrower[3]),
-        )
 
     def where_is(label: str | tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
         chosen = examined[np.isin(labels, label)]
@@ -448,6 +415,68 @@ def _judge_subset(
         for w in j.worst
     )
     return dataclasses.replace(j, worst=worst)
+
+
+def _examine(
+    f: Callable[[FloatArray], float],
+    work: FloatArray,
+    est: Estimate,
+    f0: float,
+    eps: float,
+    used: str,
+    threshold: float,
+    flat_a: FloatArray,
+    flat_n: FloatArray,
+    flat_e: FloatArray,
+    diff: FloatArray,
+    candidates: np.ndarray,
+    kinky: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Second opinions for the suspicious coordinates (``candidates``) and the suspected kinks.
+
+    Each examined coordinate is estimated again at a stencil eight times narrower, and further
+    while it stays undecided ("noisy") for want of resolution; its numerical derivative and
+    error in ``flat_n`` and ``flat_e`` are replaced by the refined ones. Returns the examined
+    flat indices, their labels (see :func:`refine`), how many suspicious coordinates were left
+    unexamined (beyond ``MAX_REFINED``), and the loss evaluations spent.
+    """
+    # Suspected bugs first, by how far beyond their error they lie; then suspected kinks.
+    with np.errstate(over="ignore"):
+        score = diff[candidates] / np.maximum(flat_e[candidates], np.finfo(float).tiny)
+    ranked = candidates[np.argsort(-score, kind="stable")]
+    kinky = np.setdiff1d(kinky, candidates)
+    examined = np.concatenate((ranked, kinky))[:MAX_REFINED]
+    unexamined = max(0, candidates.size - examined.size)
+    refined, spent = _second_opinion(f, work, est, examined, f0, eps, used)
+    wide, narrow = refined
+    noise = _NOISE_ULPS * eps * np.fmax(abs(f0), np.fmax(np.abs(wide[0]), np.abs(wide[1])))
+    verdicts = refine(flat_a[examined], f0, wide, narrow, noise, threshold)
+    flat_n[examined] = verdicts.values
+    flat_e[examined] = verdicts.errors
+    labels = np.array(verdicts.labels)
+    # A coordinate whose curvature scale is far below its step (x_i ~ 1e-6 curving on 1e-6)
+    # stays truncation-bound at both steps: narrow the stencil further while it stays undecided.
+    for _ in range(3):
+        redo = np.flatnonzero(labels == "noisy")
+        if redo.size == 0:
+            break
+        previous = (narrow[0][redo], narrow[1][redo], narrow[2][redo], narrow[3][redo])
+        vals, offs = shifted_values(
+            f, work, examined[redo].tolist(), previous[2].tolist(), (0.125, -0.125)
+        )
+        spent += vals.size
+        narrower = (vals[:, 0], vals[:, 1], offs[:, 0], offs[:, 1])
+        again = refine(flat_a[examined[redo]], f0, previous, narrower, noise[redo], threshold)
+        labels[redo] = again.labels
+        flat_n[examined[redo]] = again.values
+        flat_e[examined[redo]] = again.errors
+        narrow = (
+            _replace_at(narrow[0], redo, narrower[0]),
+            _replace_at(narrow[1], redo, narrower[1]),
+            _replace_at(narrow[2], redo, narrower[2]),
+            _replace_at(narrow[3], redo, narrower[3]),
+        )
+    return examined, labels, unexamined, spent
 
 
 def _within_resolution(
