@@ -121,7 +121,7 @@ def run_check(
         config.rtol,
         config.kink_fails,
     )
-    n_directions, n_coordinates = config.n_directions, config.n_coordinates
+    n_directions = config.n_directions
     start = time.perf_counter()
     work = working_copy(x, param_name)  # first: refuses a ragged list before np.asarray sees it
     dtype = str(x.dtype) if isinstance(x, np.ndarray) else str(np.asarray(x).dtype)
@@ -217,42 +217,21 @@ def run_check(
     eps = _EPS64
     checked: np.ndarray | None = None
     n = work.size
+    est: Estimate | None = None
     if used in ("directional", "coordinates") or (method == "auto" and n > AUTO_FULL_MAX):
-        both = method == "auto"
-        rng = np.random.default_rng(seed)
-        picks = np.empty(0, dtype=np.intp)
-        parts = []
-        if both or used == "directional":
-            outcome = directional_check(
-                f,
-                work,
-                grad,
-                f0,
-                k=n_directions,
-                rng=rng,
-                eps=eps,
-                margin=MARGIN,
-                gaussian=config.directions == "gaussian",
-            )
+        outcome, checked, state["strategy"] = _choose_partial(
+            f, work, grad, f0, config, eps, np.random.default_rng(seed), pick
+        )
+        if outcome is not None:
             n_evals += outcome.n_evals
             if not np.isfinite(outcome.numerical).all():
                 where = "the loss is not finite near x along a random direction"
                 return finish(unknown, n_evals, f0, where)
-            parts.append(f"{n_directions} random directions ({outcome.n_evals} evaluations)")
-        if both or used == "coordinates":
-            m = min(n, n_coordinates)
-            picks = rng.choice(n, size=m, replace=False) if pick is None else pick(n, m)
-            parts.append(f"{picks.size} {'random' if pick is None else 'rotating'} coordinates")
-        localized = np.asarray(outcome.localized if outcome else [], dtype=np.intp)
-        checked = np.union1d(picks, localized).astype(np.intp)
-        used = "auto" if both else used
-        state["strategy"] = f"{used} on {n:,} coordinates: " + " and ".join(parts)
+        used = "auto" if method == "auto" else used
         # Few coordinates, each worth a sharper estimate: Richardson's larger step keeps the
         # rounding noise of a big loss (many terms summed) well below a small discrepancy.
         steps = step_sizes(work, epsilon, "richardson", eps)
         est = coordinate_differences(f, work, steps, "richardson", f0, indices=checked.tolist())
-    else:
-        est = None
     if est is None:
         est = _complex_or_none(loss_at, work, epsilon, notes) if used == "complex" else None
     if est is None:
@@ -415,6 +394,48 @@ def _judge_subset(
         for w in j.worst
     )
     return dataclasses.replace(j, worst=worst)
+
+
+def _choose_partial(
+    f: Callable[[FloatArray], float],
+    work: FloatArray,
+    grad: FloatArray,
+    f0: float,
+    config: CheckConfig,
+    eps: float,
+    rng: np.random.Generator,
+    pick: Callable[[int, int], np.ndarray] | None,
+) -> tuple[DirectionalOutcome | None, np.ndarray, str]:
+    """For a check that does not estimate every coordinate: the random directions (method
+    "directional", or "auto" on a large parameter), the coordinates to estimate one by one
+    (random or rotating ones, plus those the directions localized), and the strategy in words."""
+    n = work.size
+    both = config.method == "auto"
+    outcome = None
+    picks = np.empty(0, dtype=np.intp)
+    parts = []
+    if both or config.method == "directional":
+        outcome = directional_check(
+            f,
+            work,
+            grad,
+            f0,
+            k=config.n_directions,
+            rng=rng,
+            eps=eps,
+            margin=MARGIN,
+            gaussian=config.directions == "gaussian",
+        )
+        if not np.isfinite(outcome.numerical).all():
+            return outcome, picks, ""
+        parts.append(f"{config.n_directions} random directions ({outcome.n_evals} evaluations)")
+    if both or config.method == "coordinates":
+        m = min(n, config.n_coordinates)
+        picks = rng.choice(n, size=m, replace=False) if pick is None else pick(n, m)
+        parts.append(f"{picks.size} {'random' if pick is None else 'rotating'} coordinates")
+    localized = np.asarray(outcome.localized if outcome else [], dtype=np.intp)
+    checked = np.union1d(picks, localized).astype(np.intp)
+    return outcome, checked, f"{config.method} on {n:,} coordinates: " + " and ".join(parts)
 
 
 def _examine(
