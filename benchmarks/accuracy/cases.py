@@ -12,6 +12,22 @@ a trustworthy check may give on it (issue 3):
   ``"kink"``; exactly at a kink a valid subgradient must be reported as ``"kink"``, and a
   value outside the subgradient interval as ``"mismatch"``.
 
+Issue 10 adds a group per class of hard point, each with correct and buggy gradients (the
+correct ones expect ``"pass"``, or ``"pass"``/``"kink"`` at random points of kinked losses, the
+buggy ones ``"mismatch"``):
+
+- ``"stationary"``: minimisers (gradients of rounding size), exact zeros (loss and gradient
+  exactly 0), a logistic regression near convergence (gradient 1e-6 of its start);
+- ``"precision"``: losses computed in float32 at 2,001 to 30,000 parameters, and a
+  mixed-precision loss (float32 data term, float64 penalty) at 10 to 5,000;
+- ``"large_kink"``: a ReLU network, a hinge loss and the lasso past 2,000 parameters;
+- ``"boundary"``: points a step of 1e-5 max(|x_i|, 1) away from leaving the loss's domain;
+- ``"aliasing"``: losses that cache by array identity or write into their input, with correct
+  gradients: ``"pass"`` or ``"inconclusive"``, never ``"mismatch"``.
+
+Every bug in them stands at least 10x above the best central difference that could see it
+(``tests/test_accuracy.py`` measures it), so a check can and must find it.
+
 ``all_cases(seed)`` is deterministic: each case draws from its own generator, seeded by
 ``seed`` and the case's name, so adding a case never changes another. The parameter arrays are
 read-only. Gradient functions take the parameter as given (float32 stays float32); the losses
@@ -33,10 +49,13 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "BASE_GROUPS",
     "GROUPS",
+    "HARD_GROUPS",
     "KINK",
     "MISMATCH",
     "PASS",
+    "PASS_OR_INCONCLUSIVE",
     "PASS_OR_KINK",
     "Case",
     "all_cases",
@@ -46,15 +65,23 @@ __all__ = [
 Array = npt.NDArray[Any]
 Loss = Callable[[Array], float]
 Grad = Callable[[Array], Array]
-Group = Literal["correct", "buggy", "kink"]
+Group = Literal[
+    "correct", "buggy", "kink", "stationary", "precision", "large_kink", "boundary", "aliasing"
+]
 
+#: The groups of issue 3's catalogue: correct gradients, buggy gradients, kinks.
+BASE_GROUPS: tuple[Group, ...] = ("correct", "buggy", "kink")
+#: The groups issue 10 added, one per class of hard point; each holds correct and buggy cases.
+HARD_GROUPS: tuple[Group, ...] = ("stationary", "precision", "large_kink", "boundary", "aliasing")
 #: The groups of the catalogue, in report order.
-GROUPS: tuple[Group, ...] = ("correct", "buggy", "kink")
+GROUPS: tuple[Group, ...] = (*BASE_GROUPS, *HARD_GROUPS)
 
 PASS = frozenset({"pass"})
 MISMATCH = frozenset({"mismatch"})
 KINK = frozenset({"kink"})
 PASS_OR_KINK = frozenset({"pass", "kink"})
+#: A loss that caches by identity or writes into its input: the check may say it cannot tell.
+PASS_OR_INCONCLUSIVE = frozenset({"pass", "inconclusive"})
 
 #: Closer to a kink than this (relative to max(|x_i|, 1)) a random point may give "kink".
 NEAR_KINK = 1e-3
@@ -62,7 +89,15 @@ NEAR_KINK = 1e-3
 
 @dataclass(frozen=True, eq=False)
 class Case:
-    """One loss, point and gradient under test, with the verdicts a check may give on it."""
+    """One loss, point and gradient under test, with the verdicts a check may give on it.
+
+    ``twin`` and ``correct_grad`` serve the catalogue's own tests, never the check:
+
+    - ``twin``: for a loss that rounds (computed in float32, or partly so), the same formula in
+      float64, against which the gradient is verified;
+    - ``correct_grad``: for a buggy case, the correct gradient the bug was injected into, so
+      that the bug's size can be compared with what finite differences resolve.
+    """
 
     name: str
     group: Group
@@ -70,6 +105,8 @@ class Case:
     x: Array
     grad: Grad
     expected: frozenset[str]
+    twin: Loss | None = None
+    correct_grad: Grad | None = None
 
     def __post_init__(self) -> None:
         self.x.setflags(write=False)
@@ -227,6 +264,15 @@ def _negated(x: Array, g: Array) -> Array:
 
 
 # -- losses and gradients ----------------------------------------------------------------------
+
+
+def _quiet() -> np.errstate:
+    """Outside its domain a loss returns NaN (or inf) as numpy computes it, without a warning:
+    a check that steps out must see the value, not an exception raised by a warnings filter
+    (pytest's ``filterwarnings = error``)."""
+    return np.errstate(divide="ignore", invalid="ignore")
+
+
 # Module-level functions of (x, *data), bound to their data with _bind: no closure ever sees a
 # variable that a later case reassigns.
 
@@ -458,8 +504,9 @@ def quartic_tensor_grad(t: Array, c: Array) -> Array:
 
 
 def xlogx(x: Array) -> float:
-    """sum x log x, for x > 0."""
-    return float(np.sum(x * np.log(x)))
+    """sum x log x, for x > 0 (NaN outside, quietly: see :func:`_quiet`)."""
+    with _quiet():
+        return float(np.sum(x * np.log(x)))
 
 
 def xlogx_grad(x: Array) -> Array:
@@ -1283,9 +1330,726 @@ def _kink_cases(seed: int) -> list[Case]:
     return cases
 
 
+# -- issue 10: the hard classes ----------------------------------------------------------------
+# Five classes of point where a check must still be right, each in its own group, each with
+# correct and buggy gradients. Every buggy case records the correct gradient it corrupts
+# (``correct_grad``) and its comment says why finite differences resolve the bug: the bug is
+# at least 10x the best central-difference error at that point (tests/test_accuracy.py
+# measures that margin, along a coordinate and along a random direction).
+
+
+def ridge_loss(x: Array, b: Array, t: Array, lam: float) -> float:
+    """0.5 ||B x - t||^2 + 0.5 lam ||x||^2."""
+    r = b @ x - t
+    return float(0.5 * (r @ r) + 0.5 * lam * (x @ x))
+
+
+def ridge_grad(x: Array, b: Array, t: Array, lam: float) -> Array:
+    """B^T (B x - t) + lam x."""
+    out: Array = b.T @ (b @ x - t) + lam * x
+    return out
+
+
+def kl_generalised(q: Array, p: Array) -> float:
+    """sum p log(p / q) - p + q: exactly 0, with an exactly 0 gradient, at q = p."""
+    with _quiet():
+        return float(np.sum(p * np.log(p / q) - p + q))
+
+
+def kl_generalised_grad(q: Array, p: Array) -> Array:
+    """1 - p / q."""
+    out: Array = 1.0 - p / q
+    return out
+
+
+def _log_softmax(z: Array) -> Array:
+    m = np.max(z)
+    out: Array = z - m - np.log(np.sum(np.exp(z - m)))
+    return out
+
+
+def kl_logits(z: Array, p: Array) -> float:
+    """KL(p || softmax(z)) = sum p (log p - log softmax(z)): about 1e-17 at z = log p."""
+    return float(np.sum(p * (np.log(p) - _log_softmax(z))))
+
+
+def kl_logits_grad(z: Array, p: Array) -> Array:
+    """softmax(z) - p."""
+    out: Array = np.exp(_log_softmax(z)) - p
+    return out
+
+
+def quartic_sum(x: Array, w: Array, c: Array, b: Array, v: Array) -> float:
+    """sum (w x^2 / 2 + c x^4 / 4 - b x) + (v.x)^2 / 2: smooth, O(n), all coordinates coupled.
+
+    Computes in the dtype of its arguments: float32 data and a float32 ``x`` keep it float32.
+    """
+    s, x2 = v @ x, x * x
+    return float(np.sum(x2 * (0.5 * w + 0.25 * c * x2) - b * x) + 0.5 * s * s)
+
+
+def quartic_sum_grad(x: Array, w: Array, c: Array, b: Array, v: Array) -> Array:
+    """w x + c x^3 - b + v (v.x)."""
+    out: Array = x * (w + c * x * x) - b + v * (v @ x)
+    return out
+
+
+def quartic_sum_f32(x: Array, w: Array, c: Array, b: Array, v: Array) -> float:
+    """:func:`quartic_sum` in float32 throughout (the parameter cast, the data float32)."""
+    return quartic_sum(np.asarray(x, dtype=np.float32), w, c, b, v)
+
+
+def wide_loss_f32(x: Array, w: Array, v: Array) -> float:
+    """:func:`wide_loss` in float32 throughout (the parameter cast, the data float32)."""
+    return wide_loss(np.asarray(x, dtype=np.float32), w, v)
+
+
+def logistic_data_f32(w: Array, x: Array, y: Array) -> np.float32:
+    """The mean logistic loss of float32 data, computed in float32 (``w`` cast to float32)."""
+    z = x @ np.asarray(w, dtype=np.float32)
+    out: np.float32 = np.mean(np.logaddexp(np.float32(0), z) - y * z, dtype=np.float32)
+    return out
+
+
+def mixed_logistic_l2(w: Array, x: Array, y: Array, lam: float) -> float:
+    """Mixed precision: the float32 data term of :func:`logistic_data_f32` plus a float64 L2
+    penalty lam/2 ||w||^2. Its values are not float32 numbers, yet round like them."""
+    w64 = np.asarray(w, dtype=np.float64)
+    return float(logistic_data_f32(w, x, y)) + 0.5 * lam * float(w64 @ w64)
+
+
+def mixed_logistic_l2_grad(w: Array, x: Array, y: Array, lam: float) -> Array:
+    """The data term's gradient in float32 (as its loss), the penalty's in float64."""
+    w32 = np.asarray(w, dtype=np.float32)
+    data = x.T @ (_sigmoid(x @ w32) - y) / np.float32(len(y))
+    out: Array = data.astype(np.float64) + lam * np.asarray(w, dtype=np.float64)
+    return out
+
+
+def hinge_grad_mask_dropped(w: Array, x: Array, y: Array, lam: float) -> Array:
+    """Dropped mask: every sample counted as active, whatever its margin."""
+    out: Array = -(x.T @ y) / len(y) + lam * w
+    return out
+
+
+def lasso_grad_no_sign(x: Array, a: Array, b: Array, lam: float) -> Array:
+    """Dropped term: the lam sign(x) of the L1 penalty forgotten."""
+    out: Array = a.T @ (a @ x - b) / len(b)
+    return out
+
+
+def gaussian_nll(theta: Array, y: Array) -> float:
+    """sum 0.5 log(2 pi v) + (y - mu)^2 / (2 v) of theta = [mu, v] (shape (2, n)); v > 0."""
+    mu, v = theta[0], theta[1]
+    with _quiet():
+        return float(np.sum(0.5 * np.log(2 * np.pi * v) + (y - mu) ** 2 / (2 * v)))
+
+
+def gaussian_nll_grad(theta: Array, y: Array) -> Array:
+    """[(mu - y) / v, 0.5 / v - (y - mu)^2 / (2 v^2)]."""
+    mu, v = theta[0], theta[1]
+    out: Array = np.stack([(mu - y) / v, 0.5 / v - (y - mu) ** 2 / (2 * v * v)])
+    return out
+
+
+def gaussian_nll_grad_no_log_term(theta: Array, y: Array) -> Array:
+    """Dropped term: the 0.5 / v of the log-variance forgotten in d/dv."""
+    mu, v = theta[0], theta[1]
+    out: Array = np.stack([(mu - y) / v, -((y - mu) ** 2) / (2 * v * v)])
+    return out
+
+
+def xlogx_grad_no_one(x: Array) -> Array:
+    """Dropped term: log x, without the + 1 of the product rule."""
+    out: Array = np.log(x)
+    return out
+
+
+def sqrt_sum(x: Array) -> float:
+    """sum sqrt(x), for x >= 0."""
+    with _quiet():
+        return float(np.sum(np.sqrt(x)))
+
+
+def sqrt_sum_grad(x: Array) -> Array:
+    """0.5 / sqrt(x)."""
+    out: Array = 0.5 / np.sqrt(x)
+    return out
+
+
+def sqrt_sum_grad_no_half(x: Array) -> Array:
+    """Missing factor: 1 / sqrt(x)."""
+    out: Array = 1.0 / np.sqrt(x)
+    return out
+
+
+def entropy(p: Array) -> float:
+    """-sum p log p, for p > 0."""
+    with _quiet():
+        return float(-np.sum(p * np.log(p)))
+
+
+def entropy_grad(p: Array) -> Array:
+    """-(log p + 1)."""
+    out: Array = -(np.log(p) + 1.0)
+    return out
+
+
+def entropy_grad_no_one(p: Array) -> Array:
+    """Dropped term: -log p, without the - 1 of the product rule."""
+    out: Array = -np.log(p)
+    return out
+
+
+class IdentityCache:
+    """A loss that returns its last value when called with the very same array object.
+
+    A common memoisation (``if x is self.last: return self.value``) that is right for callers
+    who never write into an array they passed, and wrong for a check that perturbs one working
+    array in place.
+    """
+
+    def __init__(self, f: Loss) -> None:
+        self.f = f
+        self.last: Array | None = None
+        self.value = 0.0
+        self.__name__ = self.__qualname__ = f"cached_{getattr(f, '__name__', 'loss')}"
+
+    def __call__(self, x: Array) -> float:
+        if x is self.last:
+            return self.value
+        self.last, self.value = x, self.f(x)
+        return self.value
+
+
+def clip_in_place(x: Array) -> float:
+    """:func:`exp_sin_log` of x clipped to [-10, 10], clipped in place (``out=x``)."""
+    np.clip(x, -10.0, 10.0, out=x)
+    return exp_sin_log(x)
+
+
+def clip_in_place_grad(x: Array) -> Array:
+    """The gradient of :func:`clip_in_place` away from +-10: 0 where |x| > 10."""
+    out: Array = np.where(np.abs(x) < 10.0, exp_sin_log_grad(np.clip(x, -10.0, 10.0)), 0.0)
+    return out
+
+
+def decay_after_value(x: Array, a: Array, b: Array) -> float:
+    """:func:`quadratic_loss`, then a weight decay ``x *= 0.99`` written into its input."""
+    value = quadratic_loss(x, a, b)
+    x *= 0.99
+    return value
+
+
+def _margin_at(x: Array, gap: float) -> Array:
+    """``x`` with every |x_i| at least ``gap`` (those closer to 0 pushed out, sign kept)."""
+    out: Array = np.where(np.abs(x) < gap, np.where(x < 0, -gap, gap), x)
+    return out
+
+
+def _median_where(g: Array, allowed: Array) -> int:
+    """The flat index of a coordinate of median magnitude among the ``allowed`` ones."""
+    flat = np.abs(np.asarray(g, dtype=np.float64)).reshape(-1)
+    idx = np.flatnonzero(np.asarray(allowed).reshape(-1))
+    return int(idx[np.argsort(flat[idx], kind="stable")[idx.size // 2]])
+
+
+def _add_one(index: int, value: float) -> Callable[[Array, Array], Array]:
+    """An edit for :func:`_modified`: ``value`` added to one coordinate (flat index)."""
+
+    def edit(x: Array, g: Array) -> Array:
+        g.reshape(-1)[index] += value
+        return g
+
+    return edit
+
+
+def _times(factor: float) -> Callable[[Array, Array], Array]:
+    """An edit for :func:`_modified`: the whole gradient multiplied by ``factor``."""
+
+    def edit(x: Array, g: Array) -> Array:
+        out: Array = g * np.asarray(factor, dtype=g.dtype)
+        return out
+
+    return edit
+
+
+def _relu_net_distances(x: Array, w: Array) -> Array:
+    """Per weight W[k, j], the distance to its nearest kink, relative to max(|W[k, j]|, 1)."""
+    z = np.abs(x @ w)  # (samples, hidden)
+    ax = np.abs(x)[:, :, None]  # (samples, inputs, 1)
+    along = np.where(ax != 0, z[:, None, :] / np.where(ax != 0, ax, 1.0), np.inf)
+    out: Array = along.min(axis=0) / np.maximum(np.abs(w), 1.0)
+    return out
+
+
+def _hinge_distances(x: Array, y: Array, w: Array) -> Array:
+    """Per coordinate w_k, the distance to its nearest kink, relative to max(|w_k|, 1)."""
+    gap = np.abs(1.0 - y * (x @ w))[:, None]
+    along = np.where(x != 0, gap / np.where(x != 0, np.abs(x), 1.0), np.inf)
+    out: Array = along.min(axis=0) / np.maximum(np.abs(w), 1.0)
+    return out
+
+
+def _stationary_cases(seed: int) -> list[Case]:
+    """Stationary points and exact zeros: gradients of 1e-15, 0, and 1e-6 of their start."""
+    cases: list[Case] = []
+
+    def add(name: str, loss: Loss, x: Array, grad: Grad, correct: Grad | None = None) -> None:
+        expected = PASS if correct is None else MISMATCH
+        cases.append(Case(name, "stationary", loss, x, grad, expected, correct_grad=correct))
+
+    # Least squares at its exact minimiser: the gradient is rounding, ~1e-14, the loss ~20.
+    rng = _rng(seed, "least_squares_at_minimiser")
+    b, t = rng.normal(size=(50, 10)), rng.normal(size=50)
+    x = np.linalg.lstsq(b, t, rcond=None)[0]
+    add(
+        "least_squares_at_minimiser",
+        _bind(least_squares, b, t),
+        x,
+        _bind(least_squares_grad, b, t),
+    )
+
+    # Noise-free data at the true weights: integer features, dyadic weights, so B w is exact,
+    # the residual, the loss and the gradient exactly 0.
+    rng = _rng(seed, "least_squares_noise_free")
+    b = rng.integers(-4, 5, size=(40, 8)).astype(np.float64)
+    w = _dyadic(rng, 8, -16, 16, 8)
+    t = b @ w
+    loss, grad = _bind(least_squares, b, t), _bind(least_squares_grad, b, t)
+    add("least_squares_noise_free_true_weights", loss, w, grad)
+    # A constant 1e-6 on one coordinate of an exact 0. At an exact zero of a quadratic the
+    # central difference is exact but for the rounding of h^2-sized losses: along the
+    # coordinate it errs by 0, along a random direction by ~1e-14 (measured): 1e8 below.
+    add(
+        "least_squares_noise_free_offset_1e-6",
+        loss,
+        w,
+        _modified(grad, _add_one(3, 1e-6), "least_squares_grad"),
+        grad,
+    )
+
+    # Ridge regression at its minimiser; forgetting the penalty leaves -lam x (~0.1 here)
+    # where the gradient is ~1e-15: 1e5 above any difference error (~1e-10 at most).
+    rng = _rng(seed, "ridge_at_minimiser")
+    b, t, lam = rng.normal(size=(40, 12)), rng.normal(size=40), 0.5
+    x = np.linalg.solve(b.T @ b + lam * np.eye(12), b.T @ t)
+    loss, grad = _bind(ridge_loss, b, t, lam), _bind(ridge_grad, b, t, lam)
+    add("ridge_at_minimiser", loss, x, grad)
+    add(
+        "ridge_at_minimiser_missing_regulariser",
+        loss,
+        x,
+        _bind(least_squares_grad, b, t),
+        grad,
+    )
+
+    # KL(p || p): exactly 0 with an exactly 0 gradient (generalised KL over q), and ~1e-17
+    # with a ~1e-17 gradient (over the logits of q).
+    rng = _rng(seed, "kl_self")
+    p = rng.dirichlet(np.ones(20))
+    loss, grad = _bind(kl_generalised, p), _bind(kl_generalised_grad, p)
+    add("kl_self_generalised", loss, p, grad)
+    add("kl_self_logits", _bind(kl_logits, p), np.log(p), _bind(kl_logits_grad, p))
+    # 1e-6 added at an exact zero (p_7 ~ 2e-3): the central difference there is odd in the
+    # step, O(h^2 / p^2), and exactly 0 along the coordinate at small steps; along a random
+    # direction the bug still stands ~300x above the best difference (measured).
+    add(
+        "kl_self_offset_1e-6",
+        loss,
+        p,
+        _modified(grad, _add_one(7, 1e-6), "kl_generalised_grad"),
+        grad,
+    )
+
+    # Logistic regression near convergence: the gradient ~1e6 times smaller than at the start
+    # w = 0 (about 2e-7 against 0.3).
+    rng = _rng(seed, "logistic_converged")
+    xs = rng.normal(size=(200, 10))
+    ys = (rng.random(200) < _sigmoid(xs @ rng.normal(size=10))).astype(float)
+    lam = 1e-3
+    loss, grad = _bind(logistic_loss, xs, ys, lam), _bind(logistic_grad, xs, ys, lam)
+    w = np.zeros(10)
+    start = float(np.linalg.norm(grad(w)))
+    for _ in range(50):  # Newton's method: converges to the rounding of the gradient
+        s = _sigmoid(xs @ w)
+        hess = (xs.T * (s * (1 - s))) @ xs / len(ys) + lam * np.eye(10)
+        w = w - np.linalg.solve(hess, grad(w))
+    # Step back toward the start until the gradient is 1e-6 of the start's (linear there).
+    back = 1e-6 * start / float(np.linalg.norm(hess @ w))
+    x = w - back * w
+    add("logistic_converged", loss, x, grad)
+    # The bugs below are small against a gradient of ~1e-7 per coordinate, with a loss ~0.3:
+    # the best central difference errs by ~5e-12 (rounding 1e-16 * 0.3 / h against a
+    # truncation h^2 f''' / 6, balanced at h ~ 1e-5). Measured: a 1 % error on one coordinate
+    # (~1.3e-9) stands ~240x above it; 0.1 % on every coordinate ~60x along the largest
+    # coordinate and ~110x along a random direction, where the 10 coordinates add up.
+    i = _median_index(grad(x))
+    add(
+        "logistic_converged_one_coordinate_1pct",
+        loss,
+        x,
+        _modified(grad, _scale_one(i, 1.01), "logistic_grad"),
+        grad,
+    )
+    add(
+        "logistic_converged_whole_0.1pct",
+        loss,
+        x,
+        _modified(grad, _times(1.001), "logistic_grad"),
+        grad,
+    )
+    add(
+        "logistic_converged_missing_regulariser",  # lam w ~ 1e-3 against 1e-7: obvious
+        loss,
+        x,
+        _bind(logistic_grad, xs, ys, 0.0),
+        grad,
+    )
+    return cases
+
+
+def _precision_cases(seed: int) -> list[Case]:
+    """float32 losses and a mixed-precision loss, up to 30,000 parameters.
+
+    Why the bugs are resolvable. A float32 loss f rounds by ~6e-8 |f|, so a central difference
+    of step h along a direction u errs by ~6e-8 |f| / h, plus a truncation ~h^2 |D_u^3 f| / 6.
+    For the sums here |f| grows like n, while the derivative along a random +-1 direction
+    grows like sqrt(n) only: at best such a difference errs by ~3e-5 to 8e-5 of the
+    directional derivative at n = 2,001, and ~1e-4 to 1e-3 at n = 30,000 (measured, varying
+    with the direction; about (6e-8 sqrt(n))^(2/3), float32's cube-root resolution), and
+    along one coordinate it does no better. A bug of 0.1 % on the whole gradient would stand
+    only 10-13x above that at n = 2,001 (measured) and at or below it at n = 30,000 (1 % there
+    stands only 6-10x above), so the whole-gradient bugs are sized well above the
+    resolution: 1 % at n = 2,001 (100x along the largest coordinate, 350x along a random
+    direction) and 5 % at n = 30,000 (30x and 400x). A sign flipped on one coordinate changes
+    it by 2 |g_i| ~ 2, while that coordinate's best difference errs by ~5e-3 at n = 30,000
+    (~470x; ~850x at n = 2,001).
+
+    The mixed-precision data term is a mean (|f| ~ 0.7, rounding ~4e-8) plus a float64
+    penalty: a coordinate's difference errs by ~5e-6 at best, and 0.1 % of the whole gradient
+    (2.3e-4 on the largest coordinate) stands ~50x above it (a random direction, along which
+    the data term curves strongly, resolves it only ~6x); a flipped sign (~0.08) and the
+    dropped penalty (lam w ~ 6e-3 on the largest coordinate) stand 1,000x above and more.
+    """
+    cases: list[Case] = []
+
+    def add(
+        name: str,
+        loss: Loss,
+        x: Array,
+        grad: Grad,
+        twin: Loss,
+        correct: Grad | None = None,
+    ) -> None:
+        expected = PASS if correct is None else MISMATCH
+        cases.append(
+            Case(name, "precision", loss, x, grad, expected, twin=twin, correct_grad=correct)
+        )
+
+    # float32 losses past 2,000 parameters (named "f32_loss": they round to float32 whatever
+    # array they are evaluated at).
+    rng = _rng(seed, "f32_loss_wide_n2001")
+    n = 2001
+    w32 = rng.uniform(0.5, 2.0, n).astype(np.float32)
+    v32 = (rng.normal(size=n) / np.sqrt(n)).astype(np.float32)
+    x = rng.normal(size=n).astype(np.float32)
+    loss, grad = _bind(wide_loss_f32, w32, v32), _bind(wide_grad, w32, v32, name="wide_grad")
+    twin = _bind(wide_loss, w32.astype(np.float64), v32.astype(np.float64))
+    add("f32_loss_wide_n2001", loss, x, grad, twin)
+    i = _median_index(grad(x))
+    add(
+        "f32_loss_wide_n2001_single_sign",
+        loss,
+        x,
+        _modified(grad, _flip_one(i), "wide_grad"),
+        twin,
+        grad,
+    )
+    add(
+        "f32_loss_wide_n2001_whole_1pct",
+        loss,
+        x,
+        _modified(grad, _times(1.01), "wide_grad"),
+        twin,
+        grad,
+    )
+    for n in (5000, 30000):
+        name = f"f32_loss_quartic_n{n}"
+        rng = _rng(seed, name)
+        data = (
+            rng.uniform(0.5, 2.0, n),
+            rng.uniform(0.0, 0.5, n),
+            rng.normal(size=n),
+            rng.normal(size=n) / np.sqrt(n),
+        )
+        data32 = tuple(d.astype(np.float32) for d in data)
+        x = rng.normal(size=n).astype(np.float32)
+        loss = _bind(quartic_sum_f32, *data32)
+        grad = _bind(quartic_sum_grad, *data32, name="quartic_sum_grad")
+        twin = _bind(quartic_sum, *(d.astype(np.float64) for d in data32))
+        add(name, loss, x, grad, twin)
+        if n == 30000:
+            i = _median_index(grad(x))
+            flip = _modified(grad, _flip_one(i), "quartic_sum_grad")
+            add(f"{name}_single_sign", loss, x, flip, twin, grad)
+            whole = _modified(grad, _times(1.05), "quartic_sum_grad")
+            add(f"{name}_whole_5pct", loss, x, whole, twin, grad)
+
+    # Mixed precision: a float32 data term plus a float64 penalty, float64 parameters.
+    for n in (10, 500, 2000, 5000):
+        name = f"mixed_logistic_l2_n{n}"
+        rng = _rng(seed, name)
+        m, lam = 64, 0.1
+        xs32 = rng.normal(size=(m, n)).astype(np.float32)
+        w = rng.normal(size=n) / np.sqrt(n)
+        ys32 = (rng.random(m) < _sigmoid(xs32.astype(np.float64) @ w)).astype(np.float32)
+        x = w + 0.5 * rng.normal(size=n) / np.sqrt(n)
+        loss = _bind(mixed_logistic_l2, xs32, ys32, lam)
+        grad = _bind(mixed_logistic_l2_grad, xs32, ys32, lam)
+        twin = _bind(logistic_loss, xs32.astype(np.float64), ys32.astype(np.float64), lam)
+        add(name, loss, x, grad, twin)
+        if n in (500, 5000):
+            i = _median_index(grad(x))
+            flip = _modified(grad, _flip_one(i), "mixed_logistic_l2_grad")
+            add(f"{name}_single_sign", loss, x, flip, twin, grad)
+        if n == 5000:
+            whole = _modified(grad, _times(1.001), "mixed_logistic_l2_grad")
+            add(f"{name}_whole_0.1pct", loss, x, whole, twin, grad)
+            penalty = _bind(mixed_logistic_l2_grad, xs32, ys32, 0.0)
+            add(f"{name}_penalty_dropped", loss, x, penalty, twin, grad)
+    return cases
+
+
+def _large_kink_cases(seed: int) -> list[Case]:
+    """ReLU, hinge and L1 losses past 2,000 parameters, at random (training-like) points.
+
+    Their losses are piecewise quadratic, so inside a piece a central difference is exact but
+    for rounding (~1e-16 |f| / h): every bug below, on a coordinate (or many) at least 1e-2 of
+    its scale away from the nearest kink, stands many orders of magnitude above it.
+    """
+    cases: list[Case] = []
+
+    def add(
+        name: str,
+        loss: Loss,
+        x: Array,
+        grad: Grad,
+        expected: frozenset[str],
+        correct: Grad | None = None,
+    ) -> None:
+        cases.append(Case(name, "large_kink", loss, x, grad, expected, correct_grad=correct))
+
+    # A one-hidden-layer ReLU regression: 70 inputs x 70 hidden units = 4,900 weights, at a
+    # He-initialised point; 32 samples put some weights within 1e-3 of a kink.
+    rng = _rng(seed, "relu_network_n4900")
+    xs, v, ys = rng.normal(size=(32, 70)), rng.normal(size=70) / np.sqrt(70), rng.normal(size=32)
+    w = rng.normal(size=(70, 70)) * np.sqrt(2 / 70)
+    loss, grad = _bind(relu_net_loss, xs, v, ys), _bind(relu_net_grad, xs, v, ys)
+    far = _relu_net_distances(xs, w)
+    add("relu_network_n4900", loss, w, grad, _near_kink(float(far.min())))
+    add(
+        "relu_network_n4900_missing_mask",
+        loss,
+        w,
+        _bind(relu_net_grad_no_mask, xs, v, ys),
+        MISMATCH,
+        grad,
+    )
+    flip = _flip_one(_median_where(grad(w), far > 1e-2))
+    add(
+        "relu_network_n4900_single_sign",
+        loss,
+        w,
+        _modified(grad, flip, "relu_net_grad"),
+        MISMATCH,
+        grad,
+    )
+
+    # A linear SVM (hinge loss) with 2,500 features and 64 samples.
+    rng = _rng(seed, "hinge_n2500")
+    d = 2500
+    xs, ys = rng.normal(size=(64, d)) / np.sqrt(d), rng.choice([-1.0, 1.0], size=64)
+    w = rng.normal(size=d)
+    loss, grad = _bind(hinge_loss, xs, ys, 0.01), _bind(hinge_grad, xs, ys, 0.01)
+    far = _hinge_distances(xs, ys, w)
+    add("hinge_n2500", loss, w, grad, _near_kink(float(far.min())))
+    add(
+        "hinge_n2500_mask_dropped",
+        loss,
+        w,
+        _bind(hinge_grad_mask_dropped, xs, ys, 0.01),
+        MISMATCH,
+        grad,
+    )
+    flip = _flip_one(_median_where(grad(w), far > 1e-2))
+    add("hinge_n2500_single_sign", loss, w, _modified(grad, flip, "hinge_grad"), MISMATCH, grad)
+
+    # The lasso with 3,000 coefficients: at a point with every |x_i| >= 0.1 (no kink within
+    # 0.1), and at a sparse point (half the coefficients exactly 0, sign(0) = 0 valid there).
+    rng = _rng(seed, "lasso_n3000")
+    n = 3000
+    a, b = rng.normal(size=(64, n)) / np.sqrt(n), rng.normal(size=64)
+    loss, grad = _bind(lasso_loss, a, b, 0.01), _bind(lasso_grad, a, b, 0.01)
+    x = _signed(rng, 0.1, 2.0, n)
+    add("lasso_n3000", loss, x, grad, PASS)
+    add(
+        "lasso_n3000_sign_term_dropped",  # 0.01 per coordinate against gradients ~0.01
+        loss,
+        x,
+        _bind(lasso_grad_no_sign, a, b, 0.01),
+        MISMATCH,
+        grad,
+    )
+    flip = _flip_one(_median_index(grad(x)))
+    add("lasso_n3000_single_sign", loss, x, _modified(grad, flip, "lasso_grad"), MISMATCH, grad)
+    sparse, _ = _with_zeros(rng, x, 0.5)
+    add("lasso_n3000_sparse_at_kink", loss, sparse, grad, KINK)
+    return cases
+
+
+def _boundary_cases(seed: int) -> list[Case]:
+    """Points next to the edge of the loss's domain: a step of max(|x|, 1) * 1e-5 leaves it.
+
+    Why the bugs are resolvable: every coordinate here curves on its own scale |x_i|, so a
+    difference with a step ~1e-5 |x_i| stays in the domain and errs by ~1e-10 of the
+    derivative (truncation (h / x)^2, rounding eps |f| / h); every bug below changes a
+    derivative by 1/70 (the entropy's missing 1 against log p ~ -70) or much more (measured:
+    1e5x or more above the best difference along a coordinate).
+
+    One caveat: a Dirichlet entry p_i below ~1e-14 cannot be resolved by any difference of
+    an entropy ~5 (the step must stay below p_i, and the loss rounds by ~1e-15): a check can
+    neither confirm nor refute those coordinates' derivatives, and must not call them a
+    mismatch. The single-sign bug therefore sits on the smallest entry above 1e-10.
+    """
+    cases: list[Case] = []
+
+    def add(name: str, loss: Loss, x: Array, grad: Grad, correct: Grad | None = None) -> None:
+        expected = PASS if correct is None else MISMATCH
+        cases.append(Case(name, "boundary", loss, x, grad, expected, correct_grad=correct))
+
+    # A Gaussian negative log-likelihood with variances around 1.3e-6 (one exactly).
+    rng = _rng(seed, "gaussian_nll_small_variance")
+    n = 10
+    y = rng.normal(size=n)
+    var = 1.3e-6 * rng.uniform(0.5, 2.0, n)
+    var[0] = 1.3e-6
+    theta = np.stack([y + np.sqrt(var) * rng.normal(size=n), var])
+    loss, grad = _bind(gaussian_nll, y), _bind(gaussian_nll_grad, y)
+    add("gaussian_nll_small_variance", loss, theta, grad)
+    add(
+        "gaussian_nll_small_variance_log_term_dropped",  # 0.5 / v ~ 4e5 missing
+        loss,
+        theta,
+        _bind(gaussian_nll_grad_no_log_term, y),
+        grad,
+    )
+    flip = _flip_one(_median_index(grad(theta)[0]))  # one mean's derivative (~1e3)
+    add(
+        "gaussian_nll_small_variance_single_sign",
+        loss,
+        theta,
+        _modified(grad, flip, "gaussian_nll_grad"),
+        grad,
+    )
+
+    # sum x log x with x ~ 1e-7: the derivative log x + 1 ~ -15.
+    rng = _rng(seed, "xlogx_near_zero")
+    x = 1e-7 * rng.uniform(0.5, 2.0, 20)
+    add("xlogx_near_zero", xlogx, x, xlogx_grad)
+    add("xlogx_near_zero_missing_one", xlogx, x, xlogx_grad_no_one, xlogx_grad)  # 1 in 15
+    flip = _flip_one(_median_index(xlogx_grad(x)))
+    add(
+        "xlogx_near_zero_single_sign",
+        xlogx,
+        x,
+        _modified(xlogx_grad, flip, "xlogx_grad"),
+        xlogx_grad,
+    )
+
+    # sum sqrt(x) with x ~ 1e-12: the derivative ~5e5, the curvature ~1e17.
+    rng = _rng(seed, "sqrt_near_zero")
+    x = 1e-12 * rng.uniform(0.5, 2.0, 20)
+    add("sqrt_near_zero", sqrt_sum, x, sqrt_sum_grad)
+    add("sqrt_near_zero_missing_half", sqrt_sum, x, sqrt_sum_grad_no_half, sqrt_sum_grad)
+
+    # The entropy of Dirichlet(0.1) probability vectors: entries from ~1e-2 down to ~1e-30
+    # (floored at 1e-30, then renormalised), derivatives from ~3 to ~70.
+    for n in (500, 5000):
+        name = f"dirichlet_entropy_n{n}"
+        rng = _rng(seed, name)
+        p = np.maximum(rng.dirichlet(np.full(n, 0.1)), 1e-30)
+        p /= p.sum()
+        add(name, entropy, p, entropy_grad)
+        if n == 500:  # 1 against derivatives of 3 .. 70
+            add(f"{name}_missing_one", entropy, p, entropy_grad_no_one, entropy_grad)
+        else:  # the sign of the smallest entry above 1e-10 (its derivative ~22)
+            small = int(np.flatnonzero(p >= 1e-10)[np.argmin(p[p >= 1e-10])])
+            flip = _modified(entropy_grad, _flip_one(small), "entropy_grad")
+            add(f"{name}_single_sign_small", entropy, p, flip, entropy_grad)
+    return cases
+
+
+def _aliasing_cases(seed: int) -> list[Case]:
+    """Losses that cache by array identity, or write into the array they are given.
+
+    Their gradients are correct: a check may see through them ("pass") or say that it cannot
+    ("inconclusive"), never call them a mismatch.
+    """
+    cases: list[Case] = []
+
+    def add(name: str, loss: Loss, x: Array, grad: Grad) -> None:
+        cases.append(Case(name, "aliasing", loss, x, grad, PASS_OR_INCONCLUSIVE))
+
+    rng = _rng(seed, "identity_cache_quadratic_n10")
+    a, b = _spd(rng, 10), rng.normal(size=10)
+    add(
+        "identity_cache_quadratic_n10",
+        IdentityCache(_bind(quadratic_loss, a, b)),
+        rng.normal(size=10),
+        _bind(quadratic_grad, a, b),
+    )
+    rng = _rng(seed, "identity_cache_wide_n3000")
+    w, v = rng.uniform(0.5, 2.0, 3000), rng.normal(size=3000) / np.sqrt(3000)
+    add(
+        "identity_cache_wide_n3000",
+        IdentityCache(_bind(wide_loss, w, v)),
+        rng.normal(size=3000),
+        _bind(wide_grad, w, v),
+    )
+    # np.clip(x, -10, 10, out=x): writes, but changes nothing where every |x_i| < 10 ...
+    rng = _rng(seed, "clip_in_place_inside")
+    add("clip_in_place_inside", clip_in_place, rng.uniform(-3, 3, 50), clip_in_place_grad)
+    # ... and moves 5 coordinates from |x_i| in [12, 15] to +-10 (the loss is flat there).
+    rng = _rng(seed, "clip_in_place_active")
+    x = rng.uniform(-3, 3, 50)
+    x[rng.choice(50, size=5, replace=False)] = _signed(rng, 12.0, 15.0, 5)
+    add("clip_in_place_active", clip_in_place, x, clip_in_place_grad)
+    # The value of the point it was given, then a weight decay written into it.
+    rng = _rng(seed, "decay_after_value_n20")
+    a, b = _spd(rng, 20), rng.normal(size=20)
+    add(
+        "decay_after_value_n20",
+        _bind(decay_after_value, a, b),
+        rng.normal(size=20),
+        _bind(quadratic_grad, a, b),
+    )
+    return cases
+
+
 def all_cases(seed: int = 0) -> list[Case]:
-    """The whole catalogue, deterministic for a given ``seed``: correct, buggy, kink."""
-    cases = [*_smooth_cases(seed), *_hard_cases(seed), *_buggy_cases(seed), *_kink_cases(seed)]
+    """The whole catalogue, deterministic for a given ``seed``, in :data:`GROUPS` order."""
+    cases = [
+        *_smooth_cases(seed),
+        *_hard_cases(seed),
+        *_buggy_cases(seed),
+        *_kink_cases(seed),
+        *_stationary_cases(seed),
+        *_precision_cases(seed),
+        *_large_kink_cases(seed),
+        *_boundary_cases(seed),
+        *_aliasing_cases(seed),
+    ]
     names = [c.name for c in cases]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:  # pragma: no cover - a catalogue bug
