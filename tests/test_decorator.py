@@ -318,7 +318,7 @@ class TestOnFailure:
             returned.append(g)
             return g
 
-        with pytest.warns(vg.GradientMismatchWarning, match="FAILED") as record:
+        with pytest.warns(vg.GradientMismatchWarning, match=r"bad_grad failed") as record:
             out = bad_grad(BETA, X, Y)  # the line the warning must point at
         assert out is returned[0]
         assert len(record) == 1
@@ -328,6 +328,7 @@ class TestOnFailure:
         warning = record[0].message
         assert isinstance(warning, vg.GradientMismatchWarning)
         assert warning.result.verdict == "mismatch"
+        assert "gradient check FAILED for" in warning.result.summary()
 
     def test_warn_points_at_the_callers_line_for_methods(self) -> None:
         """The warning of a method also points at the user's call, not into verigrad or wrapt."""
@@ -766,10 +767,14 @@ class TestSafety:
         grad = vg.verified_gradient(loss=scribbling_loss, on_failure="log")(square_grad)
         w = W.copy()
         before = w.tobytes()
-        with pytest.warns(vg.InconclusiveCheckWarning, match="nondeterministic"):
-            grad(w)  # the loss changes its own input: not a function of x alone
+        with warnings.catch_warnings(), capture_logs():
+            # Whether the check can still decide is the check's business (it may hand each
+            # evaluation its own copy, or call the loss nondeterministic); not a failure.
+            warnings.simplefilter("ignore", vg.InconclusiveCheckWarning)
+            grad(w)
         assert w.tobytes() == before
-        assert grad.verigrad.stats.undecided == 1
+        stats = grad.verigrad.stats
+        assert (stats.checks, stats.failures) == (1, 0)
 
     def test_loss_raising_mid_check(self) -> None:
         """A loss that raises during a check propagates; inputs stay intact and later calls work."""
@@ -841,7 +846,11 @@ class TestSafety:
     def test_reentrant_loss_does_not_nest_checks(self) -> None:
         """A loss that calls the decorated gradient itself does not start a nested check."""
 
+        evaluations = 0
+
         def loss(w: np.ndarray) -> float:
+            nonlocal evaluations
+            evaluations += 1
             grad(w)  # e.g. a loss that reuses the gradient code for a line search
             return square_loss(w)
 
@@ -855,8 +864,8 @@ class TestSafety:
         stats = grad.verigrad.stats
         assert stats.checks == 3
         assert len(logs) == 3
-        n_evals = logs[0]["n_evals"]
-        assert n_evals == 6
+        # Every evaluation of the loss belongs to one of the three checks: none to a nested one.
+        assert evaluations == sum(e["n_evals"] for e in logs)
         assert stats.calls == 3  # the loss's calls during a check are not counted
 
     def test_reentrant_calls_do_not_use_up_first(self) -> None:
@@ -1127,3 +1136,432 @@ class TestValidation:
         assert result is not None
         assert np.allclose(result.steps, 1e-4)
         assert result.passed
+
+
+TARGET = np.array([1.0, -2.0, 0.5])
+
+
+def target_loss(w: np.ndarray, lr: float = 0.0) -> float:
+    """``0.5 ||w - TARGET||^2``; ``lr`` is the fused step's learning rate, unused here."""
+    d = w - TARGET
+    return 0.5 * float(d @ d)
+
+
+def tree_loss(params: dict[str, Any], lr: float = 0.0) -> float:
+    """A loss of a structured parameter: a matrix and a list of two vectors."""
+    layers = params["layers"]
+    return 0.5 * float(np.sum(params["W"] ** 2)) + float(
+        np.sum(layers[0] ** 3) + layers[1] @ TARGET
+    )
+
+
+class TestCheckedPoint:
+    def test_fused_update_step_passes(self) -> None:
+        """A correct gradient that then updates its parameter in place passes every check."""
+        returned: list[np.ndarray] = []
+
+        @vg.verified_gradient(loss=target_loss, mode="debug")
+        def step(w: np.ndarray, lr: float) -> np.ndarray:
+            g = w - TARGET
+            w -= lr * g  # the fused update, after the gradient
+            returned.append(g)
+            return g
+
+        w = np.array([3.0, 1.0, -1.0])
+        for _ in range(5):
+            before = w.copy()
+            out = step(w, 0.5)
+            assert out is returned[-1]
+            assert np.array_equal(out, before - TARGET)
+            assert np.array_equal(w, before - 0.5 * out)  # the update happened, once
+        stats = step.verigrad.stats
+        assert (stats.checks, stats.failures, stats.undecided) == (5, 0, 0)
+        assert step.verigrad.last_result is not None
+        assert step.verigrad.last_result.passed
+
+    def test_fused_update_of_several_arguments_passes(self) -> None:
+        """With ``wrt=(0, 1)`` both arguments are snapshotted before the in-place update."""
+
+        def loss(w: np.ndarray, b: np.ndarray, lr: float) -> float:
+            return target_loss(w) + float(np.sum(b**2))
+
+        @vg.verified_gradient(loss=loss, wrt=(0, "b"), mode="debug")
+        def step(w: np.ndarray, b: np.ndarray, lr: float) -> tuple[np.ndarray, np.ndarray]:
+            gw, gb = w - TARGET, 2 * b
+            w -= lr * gw
+            b -= lr * gb
+            return gw, gb
+
+        w, b = np.array([3.0, 1.0, -1.0]), np.array([0.5, -0.25])
+        for _ in range(3):
+            step(w, b=b, lr=0.3)
+        assert (step.verigrad.stats.checks, step.verigrad.stats.failures) == (3, 0)
+
+    def test_fused_update_of_a_structured_parameter_passes(self) -> None:
+        """A nested dict/list of arrays is copied leaf by leaf before the in-place update."""
+
+        @vg.verified_gradient(loss=tree_loss, mode="debug")
+        def step(params: dict[str, Any], lr: float) -> dict[str, Any]:
+            layers = params["layers"]
+            g = {"W": params["W"].copy(), "layers": [3 * layers[0] ** 2, TARGET.copy()]}
+            params["W"] -= lr * g["W"]
+            layers[0] -= lr * g["layers"][0]
+            layers[1] -= lr * g["layers"][1]
+            return g
+
+        params = {"W": np.arange(6.0).reshape(2, 3), "layers": [np.array([0.5, -1.0]), W.copy()]}
+        params["layers"][1] = np.array([0.1, 0.2, 0.3])
+        for _ in range(3):
+            step(params, 0.1)
+        stats = step.verigrad.stats
+        assert (stats.checks, stats.failures, stats.undecided) == (3, 0, 0)
+
+    def test_hogwild_writer_thread_gives_no_failures(self) -> None:
+        """A thread writing into w after each gradient is computed, and all through its check,
+        makes none of 200 debug-mode checks fail (n=50, float64)."""
+        n = 50
+        rng = np.random.default_rng(0)
+        target = rng.normal(size=n)
+        w = rng.normal(size=n)
+        lock = threading.Lock()
+        may_write, wrote, stop = threading.Event(), threading.Event(), threading.Event()
+        writes = 0
+
+        def loss(v: np.ndarray) -> float:
+            d = v - target
+            return 0.5 * float(d @ d)
+
+        @vg.verified_gradient(loss=loss, mode="debug", on_failure="log")
+        def grad(v: np.ndarray) -> np.ndarray:
+            g = v - target
+            may_write.set()  # from now on the other thread writes into w ...
+            assert wrote.wait(10)  # ... and has written before the check starts
+            return g
+
+        def writer() -> None:
+            nonlocal writes
+            noise = np.random.default_rng(1)
+            while not stop.is_set():
+                if not may_write.wait(0.01):
+                    continue
+                with lock:
+                    if may_write.is_set():
+                        # In place, as a Hogwild worker applies its own updates.
+                        w[:] = 0.9 * w + 0.1 * noise.standard_normal(n)
+                        writes += 1
+                        wrote.set()
+
+        thread = threading.Thread(target=writer, daemon=True)
+        thread.start()
+        try:
+            with capture_logs():
+                for _ in range(200):
+                    grad(w)
+                    with lock:  # no write lands between the next snapshot and gradient
+                        may_write.clear()
+                        wrote.clear()
+        finally:
+            stop.set()
+            thread.join(10)
+        stats = grad.verigrad.stats
+        assert (stats.checks, stats.failures, stats.undecided) == (200, 0, 0)
+        assert writes >= 200
+
+    def test_callers_arguments_bit_for_bit_unchanged(self) -> None:
+        """Checks leave the caller's arrays, structures and their layout exactly as they were."""
+
+        def loss(w: np.ndarray, params: dict[str, Any], data: np.ndarray) -> float:
+            return target_loss(w) + tree_loss(params) + float(data @ w)
+
+        @vg.verified_gradient(loss=loss, wrt=(0, 1), mode="debug")
+        def grad(
+            w: np.ndarray, params: dict[str, Any], data: np.ndarray
+        ) -> tuple[np.ndarray, dict[str, Any]]:
+            layers = params["layers"]
+            gp = {"W": params["W"], "layers": [3 * layers[0] ** 2, TARGET]}
+            return w - TARGET + data, gp
+
+        w = np.asfortranarray(np.array([3.0, 1.0, -1.0]))
+        leaves = [np.asfortranarray(np.arange(6.0).reshape(2, 3)), np.array([0.5, -1.0]), W]
+        params = {"W": leaves[0], "layers": [leaves[1], np.array([0.1, 0.2, 0.3])]}
+        leaves[2] = params["layers"][1]
+        data = np.array([0.25, -0.5, 1.0])
+        arrays = [w, *leaves, data]
+        before = [(a.tobytes(order="A"), a.flags.f_contiguous, a.dtype) for a in arrays]
+        for _ in range(3):
+            grad(w, params, data)
+        assert (grad.verigrad.stats.checks, grad.verigrad.stats.failures) == (3, 0)
+        assert [(a.tobytes(order="A"), a.flags.f_contiguous, a.dtype) for a in arrays] == before
+        assert params["W"] is leaves[0]
+        assert params["layers"][0] is leaves[1]
+
+    def test_unchecked_calls_take_no_snapshot(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Only checked calls copy the argument: 10 snapshots for 100 calls with every=10."""
+        from verigrad import _decorator
+
+        taken: list[int] = []
+        real = _decorator.snapshot
+
+        def counting(value: Any) -> Any:
+            taken.append(1)
+            return real(value)
+
+        monkeypatch.setattr(_decorator, "snapshot", counting)
+        grad = make_grad(every=10, first=0, sample_rate=0.0)
+        for _ in range(100):
+            grad(W)
+        assert len(taken) == grad.verigrad.stats.checks == 10
+        off = make_grad(mode="off")
+        for _ in range(10):
+            off(W)
+        assert len(taken) == 10
+
+    def test_gradient_time_is_not_check_time(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The checked call's own gradient computation counts as training, not as check time."""
+        from verigrad import _decorator
+
+        now = [0.0]
+        monkeypatch.setattr(_decorator, "_clock", lambda: now[0])
+
+        def loss(w: np.ndarray) -> float:
+            now[0] += 1e-3  # each loss evaluation takes a millisecond
+            return square_loss(w)
+
+        @vg.verified_gradient(loss=loss, mode="debug")
+        def grad(w: np.ndarray) -> np.ndarray:
+            now[0] += 1.0  # the gradient takes a second
+            return square_grad(w)
+
+        grad(W)
+        stats = grad.verigrad.stats
+        assert stats.checks == 1
+        assert 0.0 < stats.check_time_s < 1.0
+
+    def test_call_not_matching_the_signature_raises_the_functions_error(self) -> None:
+        """A checked call with wrong arguments fails as the function itself would (TypeError)."""
+        grad = make_grad(mode="debug")
+        with pytest.raises(TypeError) as info:
+            grad(W, W)
+        assert not isinstance(info.value, vg.VerigradError)
+        assert info.value.__context__ is None
+        assert grad.verigrad.stats.checks == 0
+
+    def test_snapshot_copies_leaves_and_keeps_structure(self) -> None:
+        """The snapshot copies every array (layout, dtype, subclass kept) inside an equal
+        structure (dict subclasses, namedtuples, lists) and keeps numbers as they are."""
+        import collections
+
+        from verigrad._binding import snapshot
+
+        class Sub(np.ndarray):
+            pass
+
+        Pair = collections.namedtuple("Pair", "a b")
+        fortran = np.asfortranarray(np.arange(6, dtype=np.float32).reshape(2, 3))
+        sub = np.arange(3.0).view(Sub)
+        value = collections.OrderedDict(
+            f=fortran, pair=Pair(sub, 2.5), items=[np.ones(2), (np.zeros(1), 3)], plain=[1.0, 2.0]
+        )
+        copy = snapshot(value)
+        assert type(copy) is collections.OrderedDict
+        assert list(copy) == list(value)
+        assert type(copy["pair"]) is Pair
+        assert copy["f"].flags.f_contiguous
+        assert copy["f"].dtype == np.float32
+        assert type(copy["pair"].a) is Sub
+        assert copy["pair"].b == 2.5
+        assert isinstance(copy["items"], list)
+        assert isinstance(copy["items"][1], tuple)
+        assert copy["plain"] == [1.0, 2.0]
+        assert copy["plain"] is not value["plain"]
+        originals = [fortran, sub, value["items"][0], value["items"][1][0]]
+        copies = [copy["f"], copy["pair"].a, copy["items"][0], copy["items"][1][0]]
+        for original, copied in zip(originals, copies, strict=True):
+            assert copied is not original
+            assert not np.shares_memory(copied, original)
+            assert np.array_equal(copied, original)
+
+
+def drifting_grad(**options: Any) -> Any:
+    """A correct gradient whose loss drifts from call to call: every check is undecided
+    (verdict "nondeterministic")."""
+    counter = iter(range(10**9))
+
+    def loss(w: np.ndarray) -> float:
+        return square_loss(w) + 1e-3 * next(counter)
+
+    @vg.verified_gradient(loss=loss, **{"mode": "debug", **options})
+    def drifting(w: np.ndarray) -> np.ndarray:
+        return square_grad(w)
+
+    return drifting
+
+
+def wrong_grad(**options: Any) -> Any:
+    """A wrong gradient of :func:`square_loss` that warns on failure."""
+
+    @vg.verified_gradient(loss=square_loss, **{"mode": "debug", "on_failure": "warn", **options})
+    def wrong(w: np.ndarray) -> np.ndarray:
+        return -square_grad(w)
+
+    return wrong
+
+
+class TestWarnings:
+    def test_thousand_undecided_checks_warn_once_and_keep_the_registry_small(self) -> None:
+        """1,000 undecided checks show one warning under the default filter and add at most two
+        entries to the calling module's warning registry."""
+        grad = drifting_grad()
+        registry = globals().setdefault("__warningregistry__", {})
+        registry.clear()
+        with warnings.catch_warnings(record=True) as caught, capture_logs() as logs:
+            warnings.simplefilter("default")
+            for _ in range(1_000):
+                grad(W)
+        assert len(logs) == 1_000
+        assert {e["verdict"] for e in logs} == {"nondeterministic"}
+        assert grad.verigrad.stats.undecided == 1_000
+        assert len(caught) == 1
+        assert issubclass(caught[0].category, vg.InconclusiveCheckWarning)
+        assert len(globals()["__warningregistry__"]) <= 2
+
+    def test_message_is_one_stable_line_and_result_has_the_details(self) -> None:
+        """The message names the function and verdict, holds no call index or number, and is
+        the same for every check; ``.result`` carries the full multi-line report."""
+        grad = drifting_grad()
+        messages = []
+        for _ in range(3):
+            with warnings.catch_warnings(record=True) as caught, capture_logs():
+                warnings.simplefilter("always")
+                grad(W)
+                grad(W)
+            assert len(caught) == 1  # once per function and verdict in each filter context
+            messages.append(caught[0].message)
+        texts = {str(m) for m in messages}
+        assert len(texts) == 1
+        (text,) = texts
+        name = f"{__name__}.{grad.__qualname__}"
+        assert text == (
+            f"verigrad: a check of {name} could not decide (verdict 'nondeterministic'); "
+            f"details in the 'gradient_check' log events and in {name}.verigrad.last_result"
+        )
+        assert not any(ch.isdigit() for ch in text.replace(__name__, ""))
+        assert [m.result.call_index for m in messages] == [0, 2, 4]
+        summary = messages[0].result.summary()
+        assert "\n" in summary
+        assert "nondeterministic" in summary
+
+    def test_once_per_function_and_verdict(self) -> None:
+        """Two decorated functions warn once each; undecided and failed are separate kinds."""
+        first, second, wrong = drifting_grad(), drifting_grad(), wrong_grad()
+        with warnings.catch_warnings(record=True) as caught, capture_logs():
+            warnings.simplefilter("default")
+            for _ in range(20):
+                first(W)
+                second(W)
+                wrong(W)
+        assert sorted(w.category.__name__ for w in caught) == [
+            "GradientMismatchWarning",
+            "InconclusiveCheckWarning",
+            "InconclusiveCheckWarning",
+        ]
+        assert wrong.verigrad.stats.failures == 20
+
+    def test_mismatch_warning_is_one_line_and_error_keeps_the_report(self) -> None:
+        """A warned failure has the one-line message; a raised one keeps the full report."""
+        with warnings.catch_warnings(record=True) as caught, capture_logs():
+            warnings.simplefilter("default")
+            wrong_grad()(W)
+        (warning,) = caught
+        assert "\n" not in str(warning.message)
+        assert "failed (verdict 'mismatch')" in str(warning.message)
+        with pytest.raises(vg.GradientMismatchError) as info, capture_logs():
+            wrong_grad(on_failure="raise")(W)
+        assert str(info.value) == info.value.result.summary()
+        assert "\n" in str(info.value)
+
+    def test_error_filter_raises_on_every_undecided_check(self) -> None:
+        """``simplefilter("error", InconclusiveCheckWarning)`` makes the first undecided check
+        raise it (with its result), and every later one too."""
+        grad = drifting_grad()
+        with warnings.catch_warnings(), capture_logs():
+            warnings.simplefilter("error", vg.InconclusiveCheckWarning)
+            for i in range(3):
+                with pytest.raises(vg.InconclusiveCheckWarning) as info:
+                    grad(W)
+                assert info.value.result.call_index == i
+        assert grad.verigrad.stats.undecided == 3
+
+    def test_ignore_filter_silences_them(self) -> None:
+        """``filterwarnings("ignore", category=VerigradWarning)`` silences both kinds; the checks
+        are still counted."""
+        drifting, wrong = drifting_grad(), wrong_grad()
+        with warnings.catch_warnings(record=True) as caught, capture_logs():
+            warnings.simplefilter("always")
+            warnings.filterwarnings("ignore", category=vg.VerigradWarning)
+            for _ in range(5):
+                drifting(W)
+                wrong(W)
+        assert caught == []
+        assert (drifting.verigrad.stats.undecided, wrong.verigrad.stats.failures) == (5, 5)
+
+    def test_a_new_filter_or_reset_warns_again(self) -> None:
+        """After a filter change, or ``reset()``, the next undecided check warns again."""
+        grad = drifting_grad()
+        with warnings.catch_warnings(record=True) as caught, capture_logs():
+            warnings.simplefilter("always")
+            grad(W)
+            grad(W)
+            warnings.filterwarnings("ignore", message="unrelated")
+            grad(W)
+            grad(W)
+            grad.verigrad.reset()
+            grad(W)
+        assert [w.message.result.call_index for w in caught] == [0, 2, 0]
+
+    def test_threads_warn_once(self) -> None:
+        """Undecided checks in 8 threads at once still give one warning."""
+        grad = drifting_grad()
+
+        def worker() -> None:
+            for _ in range(25):
+                grad(W)
+
+        with warnings.catch_warnings(record=True) as caught, capture_logs():
+            warnings.simplefilter("always")
+            threads = [threading.Thread(target=worker) for _ in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+        assert len(caught) == 1
+        assert grad.verigrad.stats.undecided == 200
+
+    @pytest.mark.parametrize("kind", ["undecided", "failed"])
+    def test_warnings_pickle_with_their_result(self, kind: str) -> None:
+        """A warning pickles with its message and its result."""
+        import pickle
+
+        grad = drifting_grad() if kind == "undecided" else wrong_grad()
+        with warnings.catch_warnings(record=True) as caught, capture_logs():
+            warnings.simplefilter("always")
+            grad(W)
+        original = caught[0].message
+        copy = pickle.loads(pickle.dumps(original))
+        assert type(copy) is type(original)
+        assert str(copy) == str(original)
+        assert copy.result.verdict == original.result.verdict
+        assert copy.result.summary() == original.result.summary()
+
+    def test_warning_made_from_a_result_alone_is_one_line(self) -> None:
+        """``InconclusiveCheckWarning(result)`` gets the stable one-line message by itself."""
+        grad = drifting_grad()
+        with capture_logs(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            grad(W)
+        result = grad.verigrad.last_result
+        assert result is not None
+        warning = vg.InconclusiveCheckWarning(result)
+        assert str(warning).startswith(f"verigrad: a check of {result.function} could not decide")
+        assert "\n" not in str(warning)
+        assert str(vg.InconclusiveCheckError(result)) == result.summary()

@@ -48,6 +48,14 @@ bad_log = verigrad.verified_gradient(loss=loss, first=0, sample_rate=0.0, on_fai
 bad_off = verigrad.verified_gradient(loss=loss, mode="off", on_failure="log")(_bad)
 """
 
+#: A correct gradient whose loss drifts between calls: every check says "nondeterministic".
+UNDECIDED = (
+    "import itertools; _drift = itertools.count()\n"
+    "undecided = verigrad.verified_gradient(\n"
+    "    loss=lambda w: loss(w) + 1e-3 * next(_drift), first=0, sample_rate=0.0\n"
+    ")(_good)"
+)
+
 #: The first line of verigrad's report for a failed check of ``bad*``.
 REPORT_HEAD = "*gradient check FAILED for _bad (call 0): verdict 'mismatch'*"
 
@@ -153,6 +161,43 @@ class TestDebugSession:
         result.assert_outcomes(failed=1)
         result.stdout.fnmatch_lines(["*GradientMismatchWarning*", REPORT_HEAD])
         result.stdout.no_fnmatch_line("*not raised as an error*")
+
+    def test_undecided_warning_shown_once_per_test(self, pytester: pytest.Pytester) -> None:
+        """100 undecided checks in each of two tests give one warning per test, one line each."""
+        tests = """
+            def test_one():
+                for _ in range(100):
+                    undecided(W)
+
+            def test_two():
+                for _ in range(100):
+                    undecided(W)
+            """
+        _write(pytester, UNDECIDED + "\n\n" + textwrap.dedent(tests))
+        result = pytester.runpytest("--verigrad=debug", "-W", "default")
+        result.assert_outcomes(passed=2, warnings=2)
+        result.stdout.fnmatch_lines(
+            ["*InconclusiveCheckWarning: verigrad: a check of test_inner._good could not decide*"]
+        )
+        result.stdout.no_fnmatch_line("*call 1*")
+
+    def test_undecided_warning_as_error_fails_with_the_report(
+        self, pytester: pytest.Pytester
+    ) -> None:
+        """``-W error::verigrad.InconclusiveCheckWarning`` fails the test, and the report
+        section shows the check's full report."""
+        _write(pytester, f"{UNDECIDED}\n\ndef test_drift():\n    undecided(W)")
+        result = pytester.runpytest(
+            "--verigrad=debug", "-W", "error::verigrad.InconclusiveCheckWarning"
+        )
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(
+            [
+                "*InconclusiveCheckWarning: verigrad: a check of test_inner._good*",
+                "*checks behind verigrad warnings raised as errors:*",
+                "*_good (call 0)*verdict 'nondeterministic'*",
+            ]
+        )
 
     def test_expected_error_passes(self, pytester: pytest.Pytester) -> None:
         """A test that expects the GradientMismatchError (pytest.raises) passes in debug mode."""

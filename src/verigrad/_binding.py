@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from .exceptions import InvalidArgumentError, InvalidTypeError
 
@@ -254,3 +257,52 @@ class _AtKeyword:
 
     def __call__(self, point: Any) -> Any:
         return self.loss(*self.args, **{**self.kwargs, self.name: point})
+
+
+# -- the snapshot of the differentiated argument ------------------------------------------------
+
+#: Values that cannot change after the call: handed over as they are.
+_IMMUTABLE = (int, float, complex, bool, str, bytes, type(None), np.generic)
+
+
+def snapshot(value: Any) -> Any:
+    """A private copy of a differentiated argument, taken before the gradient function runs.
+
+    The check then runs at the point the gradient was computed at, even when the gradient
+    function updates its parameter in place afterwards (a fused gradient-and-update step) or
+    another thread writes into it (Hogwild). Arrays are copied (dtype, shape, subclass and
+    memory layout kept); structured parameters (nested dicts, lists, tuples, namedtuples of
+    arrays) are rebuilt around copies of their leaves; numbers are immutable and kept. Any
+    other object (a tensor of another library) is deep-copied; one that cannot be copied is
+    kept as it is, and the check reads it as before.
+    """
+    if isinstance(value, np.ndarray):
+        return value.copy(order="K")
+    if isinstance(value, _IMMUTABLE):
+        return value
+    if isinstance(value, Mapping):
+        items = [(k, snapshot(v)) for k, v in value.items()]
+        mapping: Any = type(value)
+        if mapping is dict:
+            return dict(items)
+        try:
+            return mapping(items)
+        except Exception:  # a Mapping type that cannot be built from pairs
+            return dict(items)
+    if isinstance(value, (list, tuple)):
+        copied = [snapshot(v) for v in value]
+        kind = type(value)
+        if kind is list:
+            return copied
+        if kind is tuple:
+            return tuple(copied)
+        try:
+            if issubclass(kind, tuple) and hasattr(kind, "_fields"):  # a namedtuple
+                return kind(*copied)
+            return kind(copied)
+        except Exception:  # a subclass with another constructor
+            return copied if isinstance(value, list) else tuple(copied)
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # an object that refuses to be copied: the check reads it live
+        return value

@@ -22,7 +22,7 @@ import numpy as np
 import wrapt
 
 from . import _config
-from ._binding import Binder
+from ._binding import Binder, snapshot
 from ._config import validate_mode
 from ._options import CheckConfig
 from ._policy import Schedule
@@ -36,6 +36,8 @@ from .exceptions import (
     InconclusiveCheckWarning,
     InvalidArgumentError,
     InvalidTypeError,
+    VerigradError,
+    warning_text,
 )
 from .result import CheckResult
 
@@ -69,8 +71,8 @@ class CheckStats:
         check_time_s: wall time spent in checks.
         overhead: ``check_time_s`` as a fraction of the wall time since the first checked call
             (training and checks together); what ``budget=`` keeps near its value.
-        undecided: checks that could not decide ("inconclusive", "nondeterministic"); each
-            also emitted an :class:`InconclusiveCheckWarning`.
+        undecided: checks that could not decide ("inconclusive", "nondeterministic"); the
+            first of each verdict also emitted an :class:`InconclusiveCheckWarning`.
         max_relative_error: the largest relative error seen (``inf`` after a non-finite check,
             0.0 before any check).
         last_result: the most recent :class:`CheckResult`, or None.
@@ -113,7 +115,15 @@ class GradientChecker:
 
     def __init__(self, func: Any, options: CheckOptions) -> None:
         self.options = options
-        self.function = str(getattr(_binding_target(func), "__qualname__", repr(func)))
+        target = _binding_target(func)
+        self.function = str(getattr(target, "__qualname__", repr(func)))
+        module = getattr(target, "__module__", None)
+        #: The name warnings show: ``module.qualname``, where ``.verigrad`` can be looked up.
+        self._qualified = (
+            f"{module}.{self.function}"
+            if isinstance(module, str) and hasattr(target, "__qualname__")
+            else self.function
+        )
         self._binder = Binder(func, options.wrt, options.loss)
         self._schedule = Schedule(
             sample_rate=1.0 if options.budget is not None else options.sample_rate,
@@ -151,6 +161,9 @@ class GradientChecker:
         self._allowed_at = 0.0
         self._mark = (0, 0.0)  # (call index, time) at the end of the last check
         self._rate = 0.0  # seconds per call between the last two checks
+        # (warning class, verdict) -> the warning filters (the list object, and its items)
+        # in force when that warning was last issued; see _warn.
+        self._warned: dict[tuple[type[Warning], str], tuple[object, list[Any]]] = {}
 
     # -- the call path ------------------------------------------------------------------------
 
@@ -174,7 +187,7 @@ class GradientChecker:
     ) -> Any:
         if self._t0 is None:
             self._t0 = _clock()
-        gradient = wrapped(*args, **kwargs)
+        # Decide first: only a call that will be checked pays for the snapshot below.
         if mode == "debug":
             trigger: str | None = "debug"
         else:
@@ -184,10 +197,30 @@ class GradientChecker:
                     trigger = self._within_budget(i)
                 self._next_due = self._schedule.next_due
         if trigger is None:
-            return gradient
+            return wrapped(*args, **kwargs)
+        # The point is read before the gradient function runs: the check is made where the
+        # gradient was computed, even if the function then updates its argument in place (a
+        # fused gradient-and-update step) or another thread writes into it (Hogwild).
         started = _clock()
-        result = self._check(i, instance, args, kwargs, gradient)
-        self._account(i, _clock() - started, trigger)
+        try:
+            x, loss_at = self._binder.bind(instance, tuple(args), dict(kwargs))
+        except VerigradError as exc:
+            error: VerigradError | None = exc
+        else:
+            error = None
+        if error is not None:
+            # A call that does not match the signature fails in the function itself first,
+            # as it would undecorated (outside the handler: its error has no verigrad context);
+            # otherwise the binding error is the check's.
+            wrapped(*args, **kwargs)
+            _add_note(error, f"verigrad: raised while checking call {i} of {self.function}")
+            raise error
+        point = snapshot(x)
+        prepared = _clock() - started
+        gradient = wrapped(*args, **kwargs)  # training time, not check time
+        started = _clock()
+        result = self._check(i, point, loss_at, gradient)
+        self._account(i, _clock() - started, trigger, prepared)
         report(
             result,
             trigger=trigger,
@@ -196,11 +229,10 @@ class GradientChecker:
         if result.failed:
             self._fail(result)
         elif not result.passed:
-            warnings.warn(InconclusiveCheckWarning(result), stacklevel=_user_stacklevel())
+            self._warn(InconclusiveCheckWarning, result)
         return gradient
 
-    def _check(self, i: int, instance: Any, args: Any, kwargs: Any, gradient: Any) -> CheckResult:
-        x, loss_at = self._binder.bind(instance, tuple(args), dict(kwargs))
+    def _check(self, i: int, x: Any, loss_at: Callable[[Any], Any], gradient: Any) -> CheckResult:
         token = _CONTEXT_MODE.set("off")
         try:
             result = run_check(
@@ -236,22 +268,27 @@ class GradientChecker:
                 self._rotation.cover(result.size, result.checked_indices)
         return result
 
-    def _account(self, i: int, spent: float, trigger: str) -> None:
+    def _account(self, i: int, spent: float, trigger: str, prepared: float = 0.0) -> None:
         """Add a check's time; with a budget, schedule the next sampled check from it.
+
+        ``spent`` is the check itself, just finished; ``prepared`` the binding and snapshot
+        taken before the gradient call (whose own time is training time).
 
         To keep checking at a fraction ``b`` of the wall time, a check that took ``c`` seconds
         must be followed by ``c (1/b - 1)`` seconds of training before the next one; at the
         mean time per call measured so far that is a number of calls.
         """
         with self._lock:
-            self._check_time += spent
+            self._check_time += spent + prepared
             budget = self.options.budget
             if budget is None or trigger == "debug" or self._t0 is None:
                 return
             now = _clock()
-            self._allowed_at = now + spent * (1.0 / budget - 1.0)
+            self._allowed_at = now + (spent + prepared) * (1.0 / budget - 1.0)
             if i > self._mark[0]:
-                self._rate = (now - spent - self._mark[1]) / (i - self._mark[0])
+                # Training since the last check: up to this check, less the snapshot's time.
+                training = now - spent - prepared - self._mark[1]
+                self._rate = training / (i - self._mark[0])
             self._mark = (i, now)
             self._defer_to(i, now)
 
@@ -286,7 +323,41 @@ class GradientChecker:
         if action == "raise":
             raise GradientMismatchError(result)
         if action == "warn":
-            warnings.warn(GradientMismatchWarning(result), stacklevel=_user_stacklevel())
+            self._warn(GradientMismatchWarning, result)
+
+    def _warn(
+        self,
+        category: type[InconclusiveCheckWarning | GradientMismatchWarning],
+        result: CheckResult,
+    ) -> None:
+        """Warn about ``result`` once per warning class and verdict, pointing at the user's line.
+
+        The message is stable (:func:`~verigrad.exceptions.warning_text`: no call index, no
+        numbers), so Python's warning registry keeps one entry for it, not one per check.
+        Further checks with the same verdict warn again only after the warning filters change
+        (a ``warnings.catch_warnings()`` block, such as the one around each pytest test, or a
+        new filter) or after :meth:`reset`; every check is still logged and counted. A warning
+        that a filter turns into an error raises every time.
+        """
+        key = (category, result.verdict)
+        filters = warnings.filters
+        with self._lock:
+            seen = self._warned.get(key)
+            if seen is not None and seen[0] is filters and seen[1] == filters:
+                return
+            mark = (filters, list(filters))
+            self._warned[key] = mark
+        try:
+            warnings.warn(
+                category(result, warning_text(result, self._qualified)),
+                stacklevel=_user_stacklevel(),
+            )
+        except BaseException:
+            # Raised (a filter made it an error): the next such check raises too.
+            with self._lock:
+                if self._warned.get(key) is mark:
+                    del self._warned[key]
+            raise
 
     # -- the public face ----------------------------------------------------------------------
 
@@ -323,7 +394,8 @@ class GradientChecker:
         return _config.current_mode(self._mode)
 
     def reset(self) -> None:
-        """Forget all calls and statistics, and restart the sampling schedule from its seed."""
+        """Forget all calls and statistics, restart the sampling schedule from its seed, and
+        let the next undecided or warned failed check warn again."""
         with self._lock:
             self._schedule.reset()
             self._reset_counters()
@@ -535,6 +607,21 @@ def verified_gradient(
     ``gradient_check`` event on the ``"verigrad"`` logger, and a failed check is handled as
     ``on_failure`` says.
 
+    The point checked is the one the gradient was computed at: on a call that will be checked,
+    the differentiated argument is copied *before* the function runs, and the loss is evaluated
+    around that copy (the other arguments as passed). A function that updates its parameter in
+    place after computing the gradient (``g = ...; w -= lr * g; return g``), or another thread
+    writing into the parameter meanwhile, does not make a correct gradient fail. The cost is one
+    copy of the differentiated argument (every array of a structured one) per checked call, held
+    until the check ends; unchecked calls copy nothing.
+
+    Checks that could not decide warn with :class:`InconclusiveCheckWarning`, and failures with
+    ``on_failure="warn"`` with :class:`GradientMismatchWarning`; each is issued once per
+    decorated function and verdict (again after the warning filters change, e.g. in each
+    pytest test, or after ``.verigrad.reset()``), with a one-line message that names the
+    function and the verdict; the warning's ``.result`` and the ``gradient_check`` events have
+    the details. Use the usual warning filters to silence them or turn them into errors.
+
     Args:
         loss: the loss the gradient belongs to, called with the same arguments as the gradient
             function (the differentiated one replaced by the perturbed point). For a method,
@@ -552,8 +639,9 @@ def verified_gradient(
         mode: this function's own mode (``"off"``, ``"sample"``, ``"debug"``); None follows
             :func:`verigrad.configure` and ``VERIGRAD_MODE``. A :func:`verigrad.debug` block
             overrides it.
-        on_failure: ``"raise"`` :class:`GradientMismatchError`, ``"warn"`` with
-            :class:`GradientMismatchWarning`, or ``"log"`` only.
+        on_failure: ``"raise"`` :class:`GradientMismatchError` (its message is the full
+            report), ``"warn"`` with :class:`GradientMismatchWarning` (once per verdict, see
+            above), or ``"log"`` only.
         method: how the numerical gradient is estimated (see :func:`check_gradient`).
         epsilon: a fixed absolute step, or ``"auto"`` (scaled to each coordinate).
         rtol: the largest relative error that passes.

@@ -36,14 +36,19 @@ class InvalidTypeError(VerigradError, TypeError):
 
 
 class _CarriesResult(Exception):
-    """Message = the result's summary; ``.result`` = the whole record; pickles with it."""
+    """``.result`` = the whole record; the message is ``message``, by default the class's
+    rendering of the result (:meth:`_default_message`); pickles with both."""
 
-    def __init__(self, result: CheckResult) -> None:
-        super().__init__(result.summary())
+    def __init__(self, result: CheckResult, message: str | None = None) -> None:
+        super().__init__(self._default_message(result) if message is None else message)
         self.result = result
 
-    def __reduce__(self) -> tuple[type[_CarriesResult], tuple[CheckResult]]:
-        return (type(self), (self.result,))
+    @classmethod
+    def _default_message(cls, result: CheckResult) -> str:
+        return result.summary()
+
+    def __reduce__(self) -> tuple[type[_CarriesResult], tuple[CheckResult, str]]:
+        return (type(self), (self.result, str(self.args[0]) if self.args else ""))
 
 
 class GradientMismatchError(_CarriesResult, VerigradError, AssertionError):
@@ -64,10 +69,41 @@ class VerigradWarning(UserWarning):
     """Root of every warning verigrad emits."""
 
 
-class InconclusiveCheckWarning(_CarriesResult, VerigradWarning):
+def warning_text(result: CheckResult, function: str | None = None) -> str:
+    """The one-line message of a check's warning: no call index and no numbers, so that
+    Python's warning registry and filters see one message per function and verdict.
+
+    ``function`` is the name to show (default: the result's); the details are in the
+    ``gradient_check`` log event and in the warning's :attr:`~_CarriesResult.result`.
+    """
+    name = function or result.function
+    outcome = "failed" if result.failed else "could not decide"
+    where = f"{name}.verigrad.last_result" if name else "the warning's .result"
+    name = name or "a gradient function"
+    return (
+        f"verigrad: a check of {name} {outcome} (verdict {result.verdict!r}); details in the "
+        f"'gradient_check' log events and in {where}"
+    )
+
+
+class _CheckWarning(_CarriesResult, VerigradWarning):
+    """A decorated gradient's check, warned with a stable one-line message
+    (:func:`warning_text`); the full report is ``result.summary()``."""
+
+    @classmethod
+    def _default_message(cls, result: CheckResult) -> str:
+        return warning_text(result)
+
+
+class InconclusiveCheckWarning(_CheckWarning):
     """A decorated gradient's check could not decide (verdict ``"inconclusive"`` or
-    ``"nondeterministic"``); :attr:`result` holds the details."""
+    ``"nondeterministic"``); :attr:`result` holds the details (``result.summary()``).
+
+    The decorator warns once per decorated function and verdict (see
+    :func:`~verigrad.verified_gradient`); every check is logged."""
 
 
-class GradientMismatchWarning(_CarriesResult, VerigradWarning):
-    """A failed check reported with ``on_failure="warn"``; :attr:`result` holds the details."""
+class GradientMismatchWarning(_CheckWarning):
+    """A failed check reported with ``on_failure="warn"``; :attr:`result` holds the details
+    (``result.summary()``). Warned once per decorated function and verdict, like
+    :class:`InconclusiveCheckWarning`."""

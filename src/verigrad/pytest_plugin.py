@@ -225,10 +225,12 @@ _SESSION = pytest.StashKey[_Session]()
 # -- reports ---------------------------------------------------------------------------------
 
 
-def _carried(exc: BaseException | None) -> set[int]:
-    """Identities of the check results an exception (its chain, its group) carries."""
+def _carried(exc: BaseException | None) -> dict[int, bool]:
+    """Identities of the check results an exception (its chain, its group) carries, each with
+    whether the carrier's message is the full report: an error's is; a verigrad warning turned
+    into an error (``-W error``) has a one-line message, and its report must still be shown."""
     seen: set[int] = set()
-    found: set[int] = set()
+    found: dict[int, bool] = {}
     stack = [exc]
     while stack:
         e = stack.pop()
@@ -237,7 +239,7 @@ def _carried(exc: BaseException | None) -> set[int]:
         seen.add(id(e))
         result = getattr(e, "result", None)
         if result is not None:
-            found.add(id(result))
+            found[id(result)] = found.get(id(result), False) or not isinstance(e, Warning)
         stack.extend((e.__cause__, e.__context__))
         group = getattr(e, "exceptions", None)
         if isinstance(group, tuple):
@@ -292,7 +294,11 @@ def _phase(item: pytest.Item, when: str) -> Generator[None, object, object]:
             unreported = [
                 r for r, c in records if r.failed and not c.get("raises") and id(r) not in raised
             ]
+            warned = [r for r, _ in records if raised.get(id(r)) is False]
             text = _listing(records)
+            if warned:
+                text += "\n\nchecks behind verigrad warnings raised as errors:\n\n"
+                text += "\n\n".join(r.summary() for r in warned)
             if unreported:
                 text += "\n\nfailed checks not raised in this test:\n\n"
                 text += "\n\n".join(r.summary() for r in unreported)
