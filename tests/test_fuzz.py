@@ -157,13 +157,19 @@ class TestParameterFuzz:
         method=st.sampled_from(METHODS),
     )
     def test_wrong_gradient_never_passes(self, x: np.ndarray, which: int, method: str) -> None:
-        """A gradient with one entry off by at least 1.5 never passes, whatever the parameter."""
+        """A gradient with one entry off by 1.5 never passes, whatever the parameter, unless the
+        check says it could not resolve that: a pass on absolute agreement, the entry within
+        the error bar it reports (a float32 loss of 1e10 cannot see a slope of 1.5)."""
         a = _coefficients(x.shape)
         wrong = a.copy()
-        wrong.reshape(-1)[which % wrong.size] += 1.5
+        k = which % wrong.size
+        wrong.reshape(-1)[k] += 1.5
         result = vg.check_gradient(_linear(a), x, wrong, method=method)
         _render(result)
-        assert not result.passed, result.summary()
+        if result.passed:
+            assert result.agreement == "absolute", result.summary()
+            assert result.errors is not None
+            assert 10 * 1.01 * result.errors.reshape(-1)[k] >= 1.5, result.summary()
 
     @settings(max_examples=40, deadline=None)
     @given(
@@ -604,7 +610,7 @@ class TestRegressions:
         assert result.verdict == "nondeterministic"
 
     def test_nan_before_a_float32_re_estimate_is_not_forgotten(self) -> None:
-        """A NaN in the first estimate stays "nonfinite" though the loss values look float32."""
+        """A NaN the loss gives once (finite when asked again) never passes."""
         calls = []
 
         def loss(v: np.ndarray) -> float:
@@ -612,10 +618,10 @@ class TestRegressions:
             return math.nan if len(calls) == 2 else _quadratic(v)
 
         result = vg.check_gradient(loss, np.zeros(2), np.zeros(2), method="forward")
-        assert result.verdict == "nonfinite", result.summary()
+        assert result.verdict == "nondeterministic", result.summary()
 
     def test_inf_loss_with_richardson_does_not_warn(self) -> None:
-        """An inf loss value inside a Richardson stencil is "nonfinite", without inf - inf."""
+        """An inf loss value inside a Richardson stencil never passes, without inf - inf."""
         calls = []
 
         def loss(v: np.ndarray) -> float:
@@ -623,7 +629,7 @@ class TestRegressions:
             return math.inf if len(calls) == 2 else _quadratic(v)
 
         result = vg.check_gradient(loss, np.array(0.0), np.array(0.0), method="richardson")
-        assert result.verdict == "nonfinite"
+        assert result.verdict == "nondeterministic"
 
     def test_ragged_x_with_an_array_gradient_is_refused(self) -> None:
         """A ragged list as x is refused naming x, also when the gradient is an array."""
@@ -643,8 +649,9 @@ class TestRegressions:
     @pytest.mark.parametrize("bad", [math.nan, math.inf])
     @pytest.mark.parametrize("k", [2, 8, 12])
     def test_nonfinite_loss_along_a_direction_is_nonfinite(self, bad: float, k: int) -> None:
-        """A NaN or inf the loss gives along a random direction (even at a step the Richardson
-        table discards) is "nonfinite", not dropped."""
+        """A NaN or inf the loss gives once along a random direction (even at a step the
+        Richardson table discards) is never dropped: finite when asked again, it makes the
+        verdict "nondeterministic"."""
         calls = []
 
         def loss(v: np.ndarray) -> float:
@@ -653,7 +660,7 @@ class TestRegressions:
 
         x = np.linspace(-1.0, 1.0, 6)
         result = vg.check_gradient(loss, x, x, method="directional", seed=0)
-        assert result.verdict == "nonfinite", result.summary()
+        assert result.verdict == "nondeterministic", result.summary()
 
     def test_nondeterministic_loss_in_a_subset_check_is_not_called_nonfinite(self) -> None:
         """A loss that changes between calls is "nondeterministic" in a subset check too (it was

@@ -13,6 +13,7 @@ from structlog.testing import capture_logs
 
 import verigrad as vg
 from problems import regression_data, regression_grad, regression_grad_halved, regression_loss
+from verigrad._noise import PROBE_EVALS
 from verigrad._reporting import EVENT, report
 
 X, Y = regression_data(n=15, seed=4)
@@ -83,7 +84,8 @@ class TestEventContent:
             assert event["threshold"] == 1e-6
             assert 0.0 <= event["relative_error"] <= 1e-6
             assert event["method"] == "central"
-            assert event["n_evals"] == 6  # the point itself twice and two per coordinate
+            # the point itself twice, the noise probe and two per coordinate
+            assert event["n_evals"] == 6 + PROBE_EVALS
             assert isinstance(event["duration_s"], float)
             assert event["duration_s"] >= 0.0
             assert event["worst_index"] in ([0], [1])

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import verigrad as vg
+from verigrad._noise import PROBE_EVALS
 
 
 def _sq(x: np.ndarray) -> float:
@@ -73,10 +74,16 @@ class TestCheckResultRecord:
         assert r.duration_s > 0.0
 
     @pytest.mark.parametrize(
-        ("method", "evals"), [("central", 14), ("forward", 8), ("backward", 8)]
+        ("method", "evals"),
+        [
+            ("central", 14 + PROBE_EVALS),
+            ("forward", 8 + PROBE_EVALS),
+            ("backward", 8 + PROBE_EVALS),
+        ],
     )
     def test_n_evals_counts_every_loss_call(self, method: str, evals: int) -> None:
-        """n_evals is 2n + 2 for central and n + 2 for one-sided differences (f(x) twice)."""
+        """n_evals is 2n + 2 for central and n + 2 for one-sided differences (f(x) twice), plus
+        the noise probe's evaluations."""
         calls = [0]
 
         def loss(x: np.ndarray) -> float:
@@ -128,7 +135,7 @@ class TestSummary:
         assert "parameter shape (2, 3) (float64), gradient shape (2, 3)" in text
         assert "method central" in text
         assert "(auto)" in text
-        assert "14 loss evaluations" in text
+        assert f"{14 + PROBE_EVALS} loss evaluations" in text
         assert "hint" not in text
 
     def test_mismatch_summary_has_a_table_with_multi_dim_indices(self) -> None:

@@ -46,54 +46,25 @@ HAS_SCIPY = importlib.util.find_spec("scipy") is not None
 #: until the verdict pipeline lands; remove an entry when it passes.
 PENDING_RUNS = frozenset(
     (
-        "entropy500",
-        "entropy5000",
         "gauss_nll8_fisher",
         "gauss_nll8_lbfgsb",
-        "logistic10",
         "lsq_exact20",
-        "lsq_noisy20",
-        "mixed10",
-        "mixed300",
         "relu4900",
         "rosen10_bfgs",
         "rosen2_bfgs",
-        "sqrt20",
-        "tanh32_2177",
-        "xlogx20",
     )
 )
 PENDING_BUGS = frozenset(
     (
-        "entropy500-late_all0.1pct",
-        "entropy500-late_flip1",
-        "entropy500-late_one1pct",
-        "entropy5000-late_all0.1pct",
-        "entropy5000-late_flip1",
-        "entropy5000-late_one1pct",
         "gauss_nll8_fisher-late_all0.1pct",
         "gauss_nll8_fisher-late_flip1",
         "gauss_nll8_fisher-late_one1pct",
-        "logistic10-late_all0.1pct",
-        "logistic10-late_one1pct",
-        "mixed10-late_all0.1pct",
-        "mixed10-late_flip1",
-        "mixed10-late_one1pct",
-        "mixed300-late_all0.1pct",
-        "mixed300-late_flip1",
-        "mixed300-late_one1pct",
         "relu4900-late_all0.1pct",
         "relu4900-late_flip1",
         "relu4900-late_one1pct",
-        "sqrt20-late_all0.1pct",
-        "sqrt20-late_flip1",
-        "sqrt20-late_one1pct",
-        "tanh32_2177-late_all0.1pct",
-        "tanh32_2177-late_flip1",
         "tanh32_2177-late_one1pct",
-        "xlogx20-late_all0.1pct",
+        "tanh32_2177-one1pct",
         "xlogx20-late_flip1",
-        "xlogx20-late_one1pct",
     )
 )
 PENDING = pytest.mark.xfail(

@@ -4,41 +4,66 @@ A random direction ``u`` compares ``u . g`` with the derivative of the loss alon
 (a handful of evaluations whatever ``n`` is). One wrong coordinate among ``n`` shows in that
 comparison diluted by about ``sqrt(n)``, too little for a relative threshold but far above the
 numerical error of a smooth loss's directional derivative; so a direction is judged against
-its own measured error, and a suspicious direction is bisected (two evaluations per step) down
+its own measured error. A suspicious direction gets a second look at narrower steps, which
+tells a bug (the discrepancy holds at every step) from a kink crossed by the stencil (a
+narrower stencil agrees, or the one-sided slopes jump), and a confirmed one is bisected down
 to the coordinates responsible.
+
+Every evaluation goes through the check's :class:`~verigrad._evaluate.Evaluator`, so
+``vectorized=`` and ``executor=`` apply here too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._coordinates import NOISE_BOUND
+from ._evaluate import Evaluator
+from ._noise import Noise
 from ._typing import FloatArray
 
-#: Loss values are trusted to about this many ulps of |f| (see check._NOISE_ULPS).
-NOISE_ULPS = 8.0
+__all__ = ["DirectionalOutcome", "directional_check"]
+
+#: A direction off by this many error bars is suspect; in most directions at once, the
+#: directions are bisected to the coordinates responsible, which are then checked one by one.
+WEAK = 3.0
 
 
 @dataclass
 class DirectionalOutcome:
-    """What the directions found: per-direction numbers and the coordinates they point at."""
+    """What the directions found: per-direction numbers, labels and localized coordinates.
+
+    ``labels[j]`` is ``"ok"``, ``"bad"`` (the discrepancy holds at narrower steps: a bug),
+    ``"kink"`` (the stencil crosses a kink: the one-sided slopes jump, and ``u . g`` lies
+    between them), ``"unresolved"`` (neither), ``"weak"`` (off by a few error bars: evidence
+    only when most directions are), or ``"domain"`` (the loss is not finite along
+    it even at small steps; the direction is dropped).
+    """
 
     numerical: list[float] = field(default_factory=list)
     analytical: list[float] = field(default_factory=list)
     errors: list[float] = field(default_factory=list)
-    suspicious: list[int] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
     localized: list[int] = field(default_factory=list)
-    n_evals: int = 0
+
+    @property
+    def suspicious(self) -> list[int]:
+        """Directions confirmed to disagree."""
+        return [j for j, label in enumerate(self.labels) if label == "bad"]
+
+    def count(self, label: str) -> int:
+        return sum(1 for x in self.labels if x == label)
 
     @property
     def worst_ratio(self) -> float:
         """The largest discrepancy in units of its estimated error."""
-        with np.errstate(over="ignore"):  # a gap near 1e308 over a tiny error is inf
+        with np.errstate(over="ignore"):
             ratios = [
                 abs(n - a) / e if e > 0 else np.inf
                 for n, a, e in zip(self.numerical, self.analytical, self.errors, strict=True)
+                if np.isfinite(n)
             ]
         return max(ratios, default=0.0)
 
@@ -49,31 +74,33 @@ def _dot(a: FloatArray, u: FloatArray) -> float:
         return float(a @ u)
 
 
-def _along(f: Callable[[FloatArray], float], work: FloatArray, u: FloatArray, t: float) -> float:
-    """Centered derivative of ``f`` at ``work`` along ``u`` with step ``t`` (2 evaluations)."""
-    return (f(work + t * u) - f(work - t * u)) / (2.0 * t)
+def _central(ev: Evaluator, work: FloatArray, u: FloatArray, ts: list[float]) -> list[float]:
+    """Centered derivatives along ``u`` at each step in ``ts`` (two evaluations each)."""
+    vals = ev.along(work, [p for t in ts for p in ((u, t), (u, -t))])
+    return [(vals[2 * k] - vals[2 * k + 1]) / (2.0 * t) for k, t in enumerate(ts)]
 
 
 def directional_check(
-    f: Callable[[FloatArray], float],
+    ev: Evaluator,
     work: FloatArray,
     analytical: FloatArray,
     f0: float,
     *,
     k: int,
     rng: np.random.Generator,
-    eps: float,
+    noise: Noise,
     margin: float,
+    threshold: float,
     gaussian: bool = False,
     max_localized: int = 8,
 ) -> DirectionalOutcome:
     """Compare ``u . g`` with the loss's derivative along ``k`` random directions ``u``.
 
     Each direction is scaled per coordinate by ``max(|x_i|, 1)`` so that every coordinate moves
-    in proportion to its size. The derivative along it comes from a Richardson table of central
-    differences at steps ``t, 2t, 4t`` (``t = eps**(1/5)``), which also measures its own
-    truncation error. A direction whose discrepancy exceeds ``margin`` times its error is
-    bisected until single coordinates are named (at most ``max_localized`` of them).
+    in proportion to its size (by ``|x_i|`` when that leaves the loss's domain). The derivative
+    along it comes from a Richardson table of central differences at steps ``t, 2t, 4t``
+    (``t = eps**(1/5)``, ``eps`` the loss's measured precision), which also measures its own
+    truncation error.
     """
     out = DirectionalOutcome()
     flat_x = work.reshape(-1)
@@ -82,81 +109,133 @@ def directional_check(
     if n == 0 or k <= 0:
         return out
     scale = np.maximum(np.abs(flat_x), 1.0)
-    noise = NOISE_ULPS * eps * max(abs(f0), np.finfo(float).tiny)
-    t0 = eps**0.2
-    for j in range(k):
+    inside = np.where(flat_x != 0.0, np.abs(flat_x), 1.0)
+    level = NOISE_BOUND * noise.level
+    t0 = noise.eps**0.2
+    directions: list[tuple[FloatArray, float, float, float]] = []
+    for _ in range(k):
         signs = rng.standard_normal(n) if gaussian else rng.choice((-1.0, 1.0), size=n)
-        u = (signs * scale).reshape(work.shape)
-        r1, d1, t, err, spent = _richardson_along(f, work, u, t0, noise)
-        out.n_evals += spent
+        found = None
+        for s, t in ((scale, t0), (inside, t0), (inside, t0 * 1e-3)):
+            u = (signs * s).reshape(work.shape)
+            r1, d1, t_used, err = _richardson_along(ev, work, u, t, level)
+            if np.isfinite(r1):
+                found = (u, r1, d1, t_used, err)
+                break
+        if found is None:
+            out.numerical.append(float("nan"))
+            out.analytical.append(_dot(flat_a, (signs * scale)))
+            out.errors.append(float("nan"))
+            out.labels.append("domain")
+            continue
+        u, r1, d1, t, err = found
         ana = _dot(flat_a, u.reshape(-1))
         out.numerical.append(r1)
         out.analytical.append(ana)
         out.errors.append(err)
-        if abs(r1 - ana) > margin * err:
-            out.suspicious.append(j)
-            if len(out.localized) < max_localized:
-                # Bisection uses plain central differences at step t, whose truncation error
-                # along the whole direction was measured as |D(t) - R|; halves have less.
-                found, spent = _bisect(
-                    f,
-                    work,
-                    u,
-                    flat_a,
-                    t,
-                    4.0 * noise / t + abs(d1 - r1),
-                    margin,
-                    max_localized - len(out.localized),
-                )
-                out.n_evals += spent
-                out.localized.extend(i for i in found if i not in out.localized)
+        gap = abs(r1 - ana)
+        if not gap > WEAK * err:
+            out.labels.append("ok")
+            continue
+        if not gap > margin * err:
+            # Alone, a few error bars prove nothing; in most directions at once, they do.
+            out.labels.append("weak")
+            directions.append((u, t, 4.0 * level / t + abs(d1 - r1), gap / err))
+            continue
+        label, best, best_err = _second_look(ev, work, u, f0, t, ana, level, margin)
+        out.labels.append(label)
+        if label == "ok":
+            out.numerical[-1], out.errors[-1] = best, best_err
+        elif label == "bad":
+            directions.append((u, t, 4.0 * level / t + abs(d1 - r1), np.inf))
+    if len(directions) >= max(2, (k + 1) // 2):
+        # Localize from the most telling directions: the coordinates found are then checked
+        # one by one, with their own error bars.
+        for u, t, err, _ in sorted(directions, key=lambda d: -d[3])[:2]:
+            if len(out.localized) >= max_localized:
+                break
+            found_at = _bisect(
+                ev, work, u, flat_a, t, err, WEAK, max_localized - len(out.localized)
+            )
+            out.localized.extend(i for i in found_at if i not in out.localized)
     return out
 
 
+def _second_look(
+    ev: Evaluator,
+    work: FloatArray,
+    u: FloatArray,
+    f0: float,
+    t: float,
+    ana: float,
+    level: float,
+    margin: float,
+) -> tuple[str, float, float]:
+    """Central differences along ``u`` at ``t/8`` and ``t/64``, with one-sided slopes.
+
+    A kink crossed by the wide stencil lies outside a narrow enough one: the narrow estimate
+    then agrees with ``u . g`` within its error. A kink at ``x`` itself makes the one-sided
+    slopes differ by the same amount at every step.
+    """
+    ts = [t / 8.0, t / 64.0]
+    vals = ev.along(work, [p for s in ts for p in ((u, s), (u, -s))])
+    fwd = [(vals[2 * k] - f0) / s for k, s in enumerate(ts)]
+    bwd = [(f0 - vals[2 * k + 1]) / s for k, s in enumerate(ts)]
+    d = [(vals[2 * k] - vals[2 * k + 1]) / (2.0 * s) for k, s in enumerate(ts)]
+    err = [level / s + abs(d[0] - d[1]) for s in ts]
+    for k in range(2):
+        if abs(d[k] - ana) <= margin * err[k]:
+            return "ok", d[k], err[k]
+    jump = [abs(fwd[k] - bwd[k]) for k in range(2)]
+    if jump[1] > 0.5 * jump[0] and jump[1] > margin * 2.0 * level / ts[1]:
+        lo, hi = min(fwd[1], bwd[1]), max(fwd[1], bwd[1])
+        slack = margin * 2.0 * level / ts[1]
+        return ("kink" if lo - slack <= ana <= hi + slack else "bad"), d[1], err[1]
+    consistent = abs(d[0] - d[1]) <= 0.25 * min(abs(d[0] - ana), abs(d[1] - ana))
+    return ("bad" if consistent else "unresolved"), d[1], err[1]
+
+
 def _richardson_along(
-    f: Callable[[FloatArray], float],
+    ev: Evaluator,
     work: FloatArray,
     u: FloatArray,
     t0: float,
-    noise: float,
+    level: float,
     max_shrink: int = 4,
-) -> tuple[float, float, float, float, int]:
+) -> tuple[float, float, float, float]:
     """The derivative along ``u`` from a Richardson table, with a step chosen for ``u``.
 
     Starts at ``t0`` with central differences at ``t, 2t, 4t``; while the table's truncation
-    (the spread of the two extrapolations) dominates the rounding error ``noise / t``, the step
+    (the spread of the two extrapolations) dominates the rounding error ``level / t``, the step
     shrinks fourfold, reusing the evaluations already made. A long direction (a random one over
     many coordinates) curves much more than one coordinate does, so its best step is smaller.
 
-    Returns the extrapolated derivative, the plain central one at the final step, that step,
-    the estimated error and the evaluations spent.
+    Returns the extrapolated derivative (NaN if the loss was not finite at any step), the plain
+    central one at the final step, that step, and the estimated error.
     """
-    table = {m: _along(f, work, u, t0 * m) for m in (1.0, 2.0, 4.0)}
-    spent = 6
+    table = dict(zip((1.0, 2.0, 4.0), _central(ev, work, u, [t0, 2 * t0, 4 * t0]), strict=True))
     best: tuple[float, float, float, float] | None = None
     m = 1.0
-    for level in range(max_shrink + 1):
+    for depth in range(max_shrink + 1):
         d1, d2, d4 = table[m], table[2 * m], table[4 * m]
         r1, r2 = (4.0 * d1 - d2) / 3.0, (4.0 * d2 - d4) / 3.0
         t = t0 * m
-        rounding = 2.0 * noise / t
-        err = rounding + abs(r1 - r2)
+        rounding = 1.5 * level / t
+        err = rounding + 2.0 * abs(r1 - r2) / 15.0
         if best is None or err < best[3]:
             best = (r1, d1, t, err)
-        if abs(r1 - r2) <= 4.0 * rounding or level == max_shrink:
+        if abs(r1 - r2) <= 4.0 * rounding or depth == max_shrink:
             break
         m /= 4.0
-        for mm in (m, 2 * m):
-            table[mm] = _along(f, work, u, t0 * mm)
-        spent += 4
+        table.update(zip((m, 2 * m), _central(ev, work, u, [t0 * m, 2 * t0 * m]), strict=True))
     assert best is not None
     if not np.isfinite(list(table.values())).all():  # a NaN or inf seen at any step is kept
-        return (np.nan, *best[1:], spent)
-    return (*best, spent)
+        return (float("nan"), *best[1:])
+    return best
 
 
 def _bisect(
-    f: Callable[[FloatArray], float],
+    ev: Evaluator,
     work: FloatArray,
     u: FloatArray,
     flat_a: FloatArray,
@@ -164,7 +243,7 @@ def _bisect(
     err: float,
     margin: float,
     limit: int,
-) -> tuple[list[int], int]:
+) -> list[int]:
     """Halve the support of ``u`` while a half keeps a discrepancy beyond ``margin * err``.
 
     Two evaluations per step: the derivative along the left half is measured, the right half's
@@ -172,8 +251,7 @@ def _bisect(
     """
     flat_u = u.reshape(-1)
     support = np.flatnonzero(flat_u)
-    delta = _along(f, work, u, t) - _dot(flat_a, flat_u)
-    spent = 2
+    delta = _central(ev, work, u, [t])[0] - _dot(flat_a, flat_u)
     stack = [(support, delta)]
     found: list[int] = []
     while stack and len(found) < limit:
@@ -184,10 +262,9 @@ def _bisect(
         left, right = part[: part.size // 2], part[part.size // 2 :]
         u_left = np.zeros_like(flat_u)
         u_left[left] = flat_u[left]
-        d_left = _along(f, work, u_left.reshape(work.shape), t) - _dot(flat_a, u_left)
-        spent += 2
+        d_left = _central(ev, work, u_left.reshape(work.shape), [t])[0] - _dot(flat_a, u_left)
         d_right = d - d_left
         # Look into the larger discrepancy first: with one wrong coordinate that is the path.
         halves = sorted(((left, d_left), (right, d_right)), key=lambda h: abs(h[1]))
         stack.extend(h for h in halves if abs(h[1]) > margin * err)
-    return found, spent
+    return found

@@ -13,31 +13,18 @@ from typing import Any, Literal
 import numpy as np
 
 from ._arrays import _real_array, gradient_array, working_copy
+from ._coordinates import MARGIN, NOISE_BOUND, Coordinates, estimate, examine, kink_suspects
+from ._decide import decide
 from ._directional import DirectionalOutcome, directional_check
+from ._evaluate import Evaluator
+from ._noise import EPS64, Noise, measure_noise
 from ._options import CheckConfig
 from ._progress import INSTALL_HINT, estimated_evals, progress_bar, tqdm_available
+from ._schemes import Scheme, scheme
 from ._tree import Tree, TreeLoss, is_tree
 from ._typing import FAILURES, ArrayLike, Epsilon, FloatArray, Method
-from .compare import (
-    GRAD_LABEL,
-    MARGIN,
-    Coordinate,
-    Judgement,
-    _nonfinite_where,
-    judge,
-    refine,
-    relative_error,
-)
-from .estimators import (
-    DEFAULT_BATCH_BYTES,
-    BatchedLoss,
-    Estimate,
-    ScalarLoss,
-    complex_step,
-    coordinate_differences,
-    shifted_values,
-    step_sizes,
-)
+from .compare import GRAD_LABEL, Coordinate, Judgement, _nonfinite_where, _relative_error, judge
+from .estimators import DEFAULT_BATCH_BYTES, complex_step, step_sizes
 from .exceptions import (
     GradientMismatchError,
     InconclusiveCheckError,
@@ -49,25 +36,38 @@ from .result import CheckResult
 __all__ = ["assert_gradient", "check_gradient"]
 
 
-_EPS64 = float(np.finfo(np.float64).eps)
-_EPS32 = float(np.finfo(np.float32).eps)
-#: The loss's own rounding noise, in units of machine epsilon times |f|: summing many terms
-#: loses a few bits more than one operation.
-_NOISE_ULPS = 8.0
-#: At most this many suspicious coordinates get a second opinion (4 evaluations each).
-MAX_REFINED = 256
 #: method="auto" checks every coordinate up to this size, and beyond it random directions plus
 #: a random subset of coordinates, whose cost does not grow with the size.
 AUTO_FULL_MAX = 2_000
+#: At most this many suspicious coordinates get a sharper second estimate (6 evaluations each).
+MAX_EXAMINED = 2_048
 
 
-def _is_float32(values: FloatArray) -> bool:
-    """True when every value is exactly a float32: the loss rounds its result to float32."""
-    finite = values[np.isfinite(values)]
-    if finite.size < 2 or np.all(finite == finite[0]):
-        return False
-    with np.errstate(over="ignore"):
-        return bool(np.all(finite.astype(np.float32).astype(np.float64) == finite))
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What a check will do, decided from its options and the parameter's size alone."""
+
+    method: str  # what the result reports
+    scheme: str  # the coordinate scheme of the first estimate
+    partial: bool  # directions and/or a subset of coordinates instead of every coordinate
+    directions: bool
+
+
+def make_plan(config: CheckConfig, size: int) -> Plan:
+    """Plan a check of ``size`` coordinates with ``config``."""
+    m = config.method
+    if m in ("directional", "coordinates") or (m == "auto" and size > AUTO_FULL_MAX):
+        return Plan(m, "table", True, m in ("auto", "directional"))
+    if m == "auto":
+        return Plan("central", "central", False, False)
+    return Plan(m, "central" if m == "complex" else m, False, False)
+
+
+def _steps(work: FloatArray, epsilon: Epsilon, s: Scheme, eps: float) -> FloatArray:
+    """The step rule: ``eps**p * max(|x_i|, 1)`` with the scheme's exponent, or a fixed step."""
+    if epsilon == "auto":
+        return eps**s.step_exponent * np.maximum(np.abs(work), 1.0)  # type: ignore[no-any-return]
+    return np.full(work.shape, float(epsilon))
 
 
 def run_check(
@@ -85,17 +85,17 @@ def run_check(
 ) -> CheckResult:
     """Check ``analytical`` against finite differences of ``loss_at`` around ``x``.
 
-    ``config`` says how (validated on its construction). ``seed`` seeds the random
-    directions and coordinates of partial checks; ``pick(n, m)``, if given, chooses the ``m``
-    coordinates instead (the decorator's rotation). ``loss_at`` is called with a private
-    float64 working copy shaped like ``x``; ``x`` and ``analytical`` are only read.
+    ``config`` says how (validated on its construction). ``seed`` seeds the check's own
+    generator (the noise probe's direction, random directions and coordinates); ``pick(n, m)``,
+    if given, chooses the ``m`` coordinates of a partial check instead (the decorator's
+    rotation). ``loss_at`` is called with a private float64 working copy shaped like ``x``;
+    ``x`` and ``analytical`` are only read.
 
-    The verdict is error-aware. Each numerical derivative carries an estimate of its own error;
-    a coordinate is suspicious when its discrepancy exceeds both the relative threshold and ten
-    times that error. Suspicious coordinates get a second opinion from a stencil eight times
-    narrower, which tells a real bug (the discrepancy holds) from a kink (one-sided derivatives
-    disagree at both steps) and from noise (the estimates scatter more than the gap). The loss is
-    evaluated at ``x`` once more at the end: a different value means it is nondeterministic.
+    The check runs as a pipeline: plan (what to estimate), probe (the loss at ``x``, its
+    measured noise and precision, whether it writes into its input), estimate (every
+    coordinate, or random directions and a subset), examine (a sharper estimate for the
+    coordinates and directions that disagree, a narrower one for suspected kinks), decide
+    (:func:`verigrad._decide.decide`, the one home of the verdict).
 
     A structured ``x`` (nested dicts, lists, tuples of arrays and numbers) is checked as one
     flat vector of its leaves; the result names coordinates by leaf and has per-leaf errors.
@@ -115,256 +115,361 @@ def run_check(
             call_index=call_index,
         )
         return _with_tree(result, tree)
-    method, epsilon, rtol, kink_fails = (
-        config.method,
-        config.epsilon,
-        config.rtol,
-        config.kink_fails,
-    )
-    n_directions = config.n_directions
     start = time.perf_counter()
     work = working_copy(x, param_name)  # first: refuses a ragged list before np.asarray sees it
     dtype = str(x.dtype) if isinstance(x, np.ndarray) else str(np.asarray(x).dtype)
     grad = gradient_array(analytical, work.shape, "analytical gradient")
-    used: str = "central" if method == "auto" else method
-    notes: list[str] = []
-    state: dict[str, Any] = {"steps": np.full(work.shape, np.nan), "precision": "float64"}
-    outcome: DirectionalOutcome | None = None
-
-    def finish(
-        numerical: FloatArray,
-        n_evals: int,
-        f0: float | None,
-        where: str | None = None,
-        verdict: str | None = None,
-        threshold: float = rtol,
-        errors: FloatArray | None = None,
-        kinks: tuple[tuple[int, ...], ...] = (),
-        bad: tuple[tuple[int, ...], ...] = (),
-    ) -> CheckResult:
-        j = _judge_subset(numerical, grad, threshold, state.get("checked"))
-        if where:
-            # The numerical gradient was never computed: do not blame "the loss near x" for it.
-            where = "; ".join(w for w in (where, _nonfinite_where(grad, GRAD_LABEL)) if w)
-            verdict = "nonfinite"
-        elif j.verdict == "nonfinite" or not np.isfinite(grad).all():
-            # A NaN or inf where a subset check estimated nothing is never a pass either.
-            verdict, where = "nonfinite", j.where or _nonfinite_where(grad, GRAD_LABEL)
-        final = verdict or j.verdict
-        failed = final in FAILURES or (final == "kink" and kink_fails)
-        return CheckResult(
-            passed=final == "pass" or (final == "kink" and not kink_fails),
-            failed=failed,
-            verdict=final,  # type: ignore[arg-type]
-            relative_error=math.inf if final == "nonfinite" else j.relative_error,
-            threshold=threshold,
-            numerical=numerical,
-            analytical=grad,
-            max_abs_error=j.max_abs_error,
-            worst=j.worst,
-            method=used,  # type: ignore[arg-type]
-            epsilon=epsilon,
-            steps=state["steps"],
-            n_evals=n_evals,
-            duration_s=time.perf_counter() - start,
-            shape=work.shape,
-            dtype=dtype,
-            n_mismatched=max(j.n_mismatched, len(bad)),
-            where=where,
-            loss_value=f0,
-            function=function,
-            call_index=call_index,
-            errors=errors,
-            precision=state["precision"],
-            kinks=kinks,
-            mismatched=bad,
-            notes=tuple(notes),
-            strategy=state.get("strategy"),
-            checked_indices=state.get("checked"),
-            n_checked=(
-                int(state["checked"].size) if state.get("checked") is not None else work.size
-            ),
-            directions=(
-                tuple(zip(outcome.numerical, outcome.analytical, outcome.errors, strict=True))
-                if outcome is not None
-                else ()
-            ),
-        )
-
-    unknown = np.full(work.shape, np.nan)
+    plan = make_plan(config, work.size)
+    ev = Evaluator(
+        loss_at,
+        loss_name,
+        point_nbytes=work.nbytes,
+        vectorized=config.vectorized,
+        batch_bytes=config.batch_bytes,
+        executor=config.executor,
+    )
+    record = _Record(work, grad, config, plan, start, dtype, function, call_index)
     if not np.isfinite(work).all():
         first_bad = np.flatnonzero(~np.isfinite(work.reshape(-1)))
         index = tuple(int(k) for k in np.unravel_index(int(first_bad[0]), work.shape))
-        return finish(
-            unknown,
-            0,
+        return record.nonfinite(
+            ev,
             None,
             f"the parameter {param_name} is not finite at {first_bad.size} coordinate(s), "
             f"first {index}",
         )
 
-    f: Callable[[FloatArray], float]
-    if config.vectorized:
-        f = BatchedLoss(loss_at, work.nbytes, loss_name, config.batch_bytes)
-    else:
-        f = ScalarLoss(loss_at, loss_name, config.executor)
-
-    f0 = f(work)
-    if not math.isfinite(f0):
-        return finish(unknown, 1, f0, f"the loss at x itself is {f0}")
-    n_evals = 1
-
-    eps = _EPS64
-    checked: np.ndarray | None = None
-    n = work.size
-    est: Estimate | None = None
-    if used in ("directional", "coordinates") or (method == "auto" and n > AUTO_FULL_MAX):
-        outcome, checked, state["strategy"] = _choose_partial(
-            f, work, grad, f0, config, eps, np.random.default_rng(seed), pick
+    # -- probe: the loss at x, whether it writes into its input, its noise ---------------------
+    pristine = work.copy()
+    f0 = ev.at(work)
+    if not np.array_equal(work, pristine):
+        ev.use_fresh_copies()
+        work[...] = pristine
+        record.notes.append(
+            "the loss writes into the array it is given: each evaluation got its own copy of the "
+            "point (one copy of the parameter per evaluation)"
         )
-        if outcome is not None:
-            n_evals += outcome.n_evals
-            if not np.isfinite(outcome.numerical).all():
-                where = "the loss is not finite near x along a random direction"
-                return finish(unknown, n_evals, f0, where)
-        used = "auto" if method == "auto" else used
-        # Few coordinates, each worth a sharper estimate: Richardson's larger step keeps the
-        # rounding noise of a big loss (many terms summed) well below a small discrepancy.
-        steps = step_sizes(work, epsilon, "richardson", eps)
-        est = coordinate_differences(f, work, steps, "richardson", f0, indices=checked.tolist())
-    if est is None:
-        est = _complex_or_none(loss_at, work, epsilon, notes) if used == "complex" else None
-    if est is None:
-        used = "richardson" if used == "complex" else used
-        steps = step_sizes(work, epsilon, used, eps)
-        est = coordinate_differences(f, work, steps, used, f0)
-        sampled = np.concatenate(([f0], _finite_sample(est)))
-        # A non-finite estimate is already the verdict: never trade it for a new estimate.
-        if _is_float32(sampled) and np.isfinite(est.values).all():
-            eps = _EPS32
-            state["precision"] = "float32"
-            notes.append(
-                "the loss rounds its values to float32: steps and tolerance follow float32's "
-                "precision (compute the loss in float64 for a sharper check)"
-            )
-            if epsilon == "auto":
-                n_evals += est.n_evals
-                steps = step_sizes(work, epsilon, used, eps)
-                est = coordinate_differences(f, work, steps, used, f0)
-    n_evals += est.n_evals
-    state["steps"] = est.steps
-    state["checked"] = checked  # before any verdict: judge only the estimated coordinates
-    threshold = max(rtol, 10.0 * eps ** (2.0 / 3.0)) if state["precision"] == "float32" else rtol
+        f0 = ev.at(work)
+    if not math.isfinite(f0):
+        return record.nonfinite(ev, f0, f"the loss at x itself is {f0}")
+    if not np.isfinite(grad).all():
+        if plan.partial:
+            record.strategy = f"{config.method} on {work.size:,} coordinates: not run"
+        return record.finish(ev, f0)
+    rng = np.random.default_rng(seed)
+    # The probe's direction comes from its own fixed-seed generator: the same check gives the
+    # same numbers every time (and serially, in batches or on an executor alike).
+    noise = measure_noise(ev, work, f0, np.random.default_rng(0 if seed is None else seed))
+    record.noise = noise
+    threshold = config.rtol
+    if noise.precision == "float32":
+        # A float32 loss cannot be checked to float64's tolerance: the threshold follows the
+        # best relative accuracy of central differences at its precision.
+        threshold = max(config.rtol, 10.0 * noise.eps ** (2.0 / 3.0))
+        record.notes.append(
+            f"the loss computes in float32 precision (its values scatter by "
+            f"{noise.relative:.0e} of their size): steps and tolerance follow that precision "
+            "(compute the loss in float64 for a sharper check)"
+        )
+    elif noise.precision == "noisy":
+        record.notes.append(
+            f"the loss's values scatter by {noise.relative:.0e} of their size around a smooth "
+            "curve, more than rounding explains: the steps follow that scatter"
+        )
+    record.threshold = threshold
 
-    f_again = f(work) if work.size else f0
-    n_evals += 1 if work.size else 0
+    # -- estimate --------------------------------------------------------------------------------
+    outcome: DirectionalOutcome | None = None
+    checked: np.ndarray | None = None
+    if plan.partial:
+        outcome, checked, record.strategy = _choose_partial(
+            ev, work, grad, f0, config, plan, noise, threshold, rng, pick
+        )
+        record.outcome = outcome
+    s = scheme(plan.scheme)
+    coords = None
+    if plan.method == "complex":
+        coords = _complex_or_none(loss_at, work, config.epsilon, record.notes, ev)
+        if coords is None:
+            record.method = "richardson"
+            s = scheme("richardson")
+    if coords is None:
+        coords = estimate(
+            ev, work, f0, s, _steps(work, config.epsilon, s, noise.eps), noise, checked
+        )
+    idx = np.arange(work.size, dtype=np.intp) if checked is None else checked
+    if _identity_cache(ev, work, coords, idx):
+        ev.use_fresh_copies()
+        record.notes.append(
+            "the loss returns a cached value when it is handed the same array object again (a "
+            "cache by identity): each evaluation got its own copy of the point"
+        )
+        coords = estimate(
+            ev, work, f0, s, _steps(work, config.epsilon, s, noise.eps), noise, checked
+        )
+    record.coords = coords
+    record.checked = checked
+
+    f_again = ev.at(work) if work.size else f0
     # A NaN or inf on the second evaluation is a change too: never a pass.
     if f_again != f0 and not (
-        math.isfinite(f_again) and abs(f_again - f0) <= 64 * eps * max(abs(f0), abs(f_again))
+        math.isfinite(f_again) and abs(f_again - f0) <= 64 * EPS64 * max(abs(f0), abs(f_again))
     ):
-        notes.append(
+        record.notes.append(
             f"the loss gave {f0!r} and then {f_again!r} at the same point: it is not a function "
             "of x alone (dropout, sampling, a random batch, hidden state). Fix the seed or the "
             "batch for the check; this says nothing about the gradient"
         )
-        return finish(est.values, n_evals, f0, verdict="nondeterministic", threshold=threshold)
-
-    numerical = np.array(est.values)
-    errors = _rounding_errors(est, f0, eps)
-    flat_n, flat_a, flat_e = numerical.reshape(-1), grad.reshape(-1), errors.reshape(-1)
-    seen = flat_n if checked is None else flat_n[checked]
-    if not (np.isfinite(seen).all() and np.isfinite(grad).all()):
-        return finish(numerical, n_evals, f0, threshold=threshold, errors=errors)
-
-    with np.errstate(over="ignore"):  # gradients near 1e308: an infinite gap still ranks first
-        diff = np.abs(flat_a - flat_n)
-        scale = np.abs(flat_a) + np.abs(flat_n)
-    suspicious = (diff > MARGIN * flat_e) & (diff > threshold * scale)
-    candidates = np.flatnonzero(suspicious)
-    kinky = _kink_suspects(est, f0, eps, flat_n, flat_a)
-    global_error = _subset_error(flat_n, flat_a, checked)
-    if global_error > threshold and diff.size:
-        top = np.argsort(-diff, kind="stable")[:8]
-        candidates = np.union1d(candidates, top[diff[top] > 0])
-    if candidates.size == 0 and kinky.size == 0:
-        if outcome is not None and outcome.suspicious:
-            notes.append(_unexplained_directions(outcome))
-            return finish(
-                numerical,
-                n_evals,
-                f0,
-                verdict=_direction_verdict(outcome, n_directions),
-                threshold=threshold,
-                errors=errors,
-            )
-        return finish(numerical, n_evals, f0, threshold=threshold, errors=errors)
-
-    examined, labels, unexamined, spent = _examine(
-        f, work, est, f0, eps, used, threshold, flat_a, flat_n, flat_e, diff, candidates, kinky
-    )
-    n_evals += spent
-
-    def where_is(label: str | tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
-        chosen = examined[np.isin(labels, label)]
-        return tuple(tuple(int(c) for c in np.unravel_index(int(i), work.shape)) for i in chosen)
-
-    kinks = where_is(("kink", "kink-bad"))
-    bad = where_is(("bad", "kink-bad"))
-    after = _subset_error(flat_n, flat_a, checked)
-    if bad:
-        notes.append(
-            f"{len(bad)} coordinate(s) disagree beyond {MARGIN:g}x the estimated numerical "
-            "error, confirmed with a stencil eight times narrower"
-        )
-        verdict = "mismatch"
-    elif kinks:
-        notes.append(
-            f"the loss is not differentiable inside the stencil at {len(kinks)} coordinate(s): "
-            "the one-sided derivatives disagree and the gradient lies between them (a valid "
-            "subgradient)"
-        )
-        verdict = "kink"
-    elif outcome is not None and outcome.suspicious:
-        notes.append(_unexplained_directions(outcome))
-        verdict = _direction_verdict(outcome, n_directions)
-    elif after <= threshold:
-        verdict = "pass"
-    elif (
-        not unexamined
-        and "noisy" not in labels
-        and _within_resolution(flat_n, flat_a, flat_e, checked)
+        record.cause = "nondeterminism"
+        return record.finish(ev, f0, verdict="nondeterministic")
+    if outcome is not None and outcome.count("domain") == len(outcome.labels) and outcome.labels:
+        return record.nonfinite_near(ev, f0)
+    seen = coords.values[idx]
+    unresolved_domain = [i for i, lab in coords.labels.items() if lab == "domain"]
+    if not np.isfinite(grad).all() or (
+        not np.isfinite(seen).all() and len(unresolved_domain) < int((~np.isfinite(seen)).sum())
     ):
-        # Near an optimum the gradient shrinks below what finite differences resolve (at a
-        # converged least-squares fit, |g| ~ 1e-15 against errors ~ 1e-12): no coordinate
-        # shows a resolvable discrepancy, but none is tested to the threshold either.
-        notes.append(
-            f"relative error {after:.1e} is above the threshold, but every coordinate agrees "
-            f"within the numerical error (about {_norm(flat_e, checked):.1e} against a gradient "
-            f"of norm {_norm(flat_a, checked):.1e}): the gradient is too small here for finite "
-            "differences to test (typical near an optimum); checks away from it test more"
+        return record.finish(ev, f0)
+
+    # -- examine ---------------------------------------------------------------------------------
+    flat_a = grad.reshape(-1)
+    _widen_flat(ev, work, f0, coords, flat_a, noise, idx)
+    kinky = kink_suspects(coords, f0, noise, flat_a)
+    kinky = kinky[np.isin(kinky, idx)]
+    finite = idx[np.isfinite(coords.values[idx])]
+    unexamined = 0
+    candidates = np.empty(0, dtype=np.intp)
+    with np.errstate(over="ignore", invalid="ignore"):
+        diff = np.abs(flat_a[finite] - coords.values[finite])
+        local = threshold * (np.abs(flat_a[finite]) + np.abs(coords.values[finite]))
+        score = diff / np.maximum(coords.errors[finite], np.finfo(float).tiny)
+    suspicious = (diff > local) & (diff > 0)
+    if _relative_error(coords.values[finite], flat_a[finite]) <= threshold:
+        # The headline passes; a coordinate wrong beyond its own error bar and beyond the
+        # threshold relative to itself still gets a second look (the "coordinate" criterion).
+        suspicious &= score > MARGIN
+    ranked = finite[suspicious][np.argsort(-score[suspicious], kind="stable")]
+    candidates = ranked[:MAX_EXAMINED]
+    unexamined = ranked.size - candidates.size
+    if candidates.size or kinky.size:
+        examine(ev, work, f0, coords, grad, noise, threshold, candidates, kinky)
+    again = ev.recheck(work)
+    if again is not None and math.isfinite(again):
+        record.notes.append(
+            f"the loss returned {again!r} at a point near x where it had returned NaN or inf "
+            "before: it is not a function of x alone (hidden state, a race, uninitialised "
+            "memory); this says nothing about the gradient"
         )
-        verdict = "inconclusive"
-    else:
-        why = (
-            f"{unexamined} suspicious coordinate(s) were not examined"
-            if unexamined
-            else "the numerical estimates scatter by more than their gap to the gradient"
+        record.cause = "nondeterminism"
+        return record.finish(ev, f0, verdict="nondeterministic")
+    if ev.n_nonfinite:
+        record.notes.append(
+            f"the loss is NaN or inf at {ev.n_nonfinite} of the points evaluated near x (its "
+            "domain ends close to x, and stays so when asked again): the check stepped around "
+            "them, keeping its stencils where the loss is finite"
         )
-        notes.append(
-            f"relative error {after:.2e} is above the threshold, but {why}: the loss is too "
-            "noisy at this point to tell a bug from rounding"
-        )
-        verdict = "inconclusive"
-    return finish(
-        numerical,
-        n_evals,
-        f0,
-        verdict=verdict,
-        threshold=threshold,
-        errors=errors,
-        kinks=kinks,
-        bad=bad,
+        record.cause = "domain"
+    decision = decide(
+        coords, grad, idx, threshold, noise, outcome, config.n_directions, unexamined, f0
     )
+    record.notes.extend(decision.notes)
+    record.cause = decision.cause or record.cause
+    record.criterion = decision.criterion
+    record.resolution = decision.resolution
+    return record.finish(
+        ev,
+        f0,
+        verdict=decision.verdict,
+        kinks=decision.kinks,
+        bad=decision.bad,
+    )
+
+
+def _flat_coordinates(c: Coordinates, f0: float, grad: FloatArray, idx: np.ndarray) -> np.ndarray:
+    """Coordinates over whose whole stencil the loss did not change, where the gradient is not 0."""
+    fp, fm = c.f_plus[idx], c.f_minus[idx]
+    a = grad.reshape(-1)[idx]
+    flat: np.ndarray = idx[(fp == f0) & (fm == f0) & (a != 0.0)]
+    return flat
+
+
+def _identity_cache(ev: Evaluator, work: FloatArray, c: Coordinates, idx: np.ndarray) -> bool:
+    """Whether the loss answers the same array object from a cache: the working array moved in
+    place gives another value than the same point as a fresh array. Looked at only when most
+    stencils show no change at all (``f(x + h e_i) == f(x - h e_i)``)."""
+    same = idx[(c.f_plus[idx] == c.f_minus[idx])]
+    if same.size == 0 or same.size < max(1, idx.size // 2) or ev.fresh:
+        return False
+    i = int(same[0])
+    flat = work.reshape(-1)
+    v = float(flat[i])
+    flat[i] = v + c.steps[i]
+    try:
+        in_place = ev.at(work)
+        fresh = ev.at(work.copy())
+    finally:
+        flat[i] = v
+    return math.isfinite(in_place) and math.isfinite(fresh) and in_place != fresh
+
+
+def _widen_flat(
+    ev: Evaluator,
+    work: FloatArray,
+    f0: float,
+    c: Coordinates,
+    a: FloatArray,
+    noise: Noise,
+    idx: np.ndarray,
+) -> None:
+    """A stencil over which the loss does not change never confirms a derivative of 0: such
+    coordinates are estimated again at 8x and 64x the step; where the loss still does not
+    change, they are labelled ``"flat"`` (unless the gradient claims a change so large that the
+    loss's measured noise would have shown it: then the gradient is wrong there)."""
+    flat = _flat_coordinates(c, f0, a, idx)
+    if flat.size == 0:
+        return
+    central = scheme("central")
+    for factor in (8.0, 64.0):
+        if flat.size == 0:
+            break
+        h = c.steps[flat] * factor
+        vals, offs = ev.shifted(work, flat.tolist(), h.tolist(), central.multipliers)
+        moved = (vals[:, 0] != f0) | (vals[:, 1] != f0)
+        values = central.combine(vals, offs, f0)
+        ok = moved & np.isfinite(values)
+        done = flat[ok]
+        c.values[done] = values[ok]
+        c.steps[done] = np.abs(offs[ok, 0])
+        c.errors[done] = NOISE_BOUND * noise.level / c.steps[done] + np.abs(
+            vals[ok, 0] - 2.0 * f0 + vals[ok, 1]
+        ) / (6.0 * np.maximum(np.abs(work.reshape(-1)[done]), 1.0))
+        c.f_plus[done], c.f_minus[done] = vals[ok, 0], vals[ok, 1]
+        flat = flat[~ok]
+        last_h = h[~ok]
+    for k, i in enumerate(flat.tolist()):
+        # The change the gradient predicts over the widest stencil, against the loss's noise.
+        seen = max(abs(f0), abs(c.f_plus[i]), abs(c.f_minus[i]))
+        level = NOISE_BOUND * max(noise.level, 0.25 * EPS64 * seen)
+        claimed = abs(a[i]) * last_h[k]
+        c.values[i], c.errors[i] = 0.0, level / last_h[k]
+        if claimed <= level:
+            continue  # a gradient too small to move the loss: 0 agrees within the error bar
+        c.labels[i] = "bad" if noise.cause is None and claimed > MARGIN * level else "flat"
+
+
+class _Record:
+    """Collects what the stages learn and builds the frozen :class:`CheckResult`."""
+
+    def __init__(
+        self,
+        work: FloatArray,
+        grad: FloatArray,
+        config: CheckConfig,
+        plan: Plan,
+        start: float,
+        dtype: str,
+        function: str | None,
+        call_index: int | None,
+    ) -> None:
+        self.work, self.grad, self.config, self.plan = work, grad, config, plan
+        self.start, self.dtype, self.function, self.call_index = start, dtype, function, call_index
+        self.method = "auto" if config.method == "auto" else plan.method
+        if config.method == "auto" and not plan.partial:
+            self.method = "central"
+        self.notes: list[str] = []
+        self.noise: Noise | None = None
+        self.threshold = config.rtol
+        self.strategy: str | None = None
+        self.outcome: DirectionalOutcome | None = None
+        self.coords: Coordinates | None = None
+        self.checked: np.ndarray | None = None
+        self.cause: str | None = None
+        self.criterion: str | None = None
+        self.resolution: float | None = None
+
+    def nonfinite(self, ev: Evaluator, f0: float | None, where: str) -> CheckResult:
+        return self.finish(ev, f0, where=where)
+
+    def nonfinite_near(self, ev: Evaluator, f0: float) -> CheckResult:
+        return self.finish(ev, f0, where="the loss is not finite near x along a random direction")
+
+    def finish(
+        self,
+        ev: Evaluator,
+        f0: float | None,
+        where: str | None = None,
+        verdict: str | None = None,
+        kinks: tuple[int, ...] = (),
+        bad: tuple[int, ...] = (),
+    ) -> CheckResult:
+        shape = self.work.shape
+        grad = self.grad
+        c = self.coords
+        numerical = np.full(shape, np.nan) if c is None else c.values.reshape(shape).copy()
+        errors = None if c is None else c.errors.reshape(shape).copy()
+        steps = np.full(shape, np.nan) if c is None else c.steps.reshape(shape).copy()
+        checked = self.checked
+        j = _judge_subset(numerical, grad, self.threshold, checked)
+        if where:
+            # The numerical gradient was never computed: do not blame "the loss near x" for it.
+            where = "; ".join(w for w in (where, _nonfinite_where(grad, GRAD_LABEL)) if w)
+            verdict = "nonfinite"
+        elif verdict is None or not np.isfinite(grad).all():
+            # A NaN or inf where a subset check estimated nothing is never a pass either.
+            verdict, where = "nonfinite", j.where or _nonfinite_where(grad, GRAD_LABEL)
+        kink_fails = self.config.kink_fails
+        failed = verdict in FAILURES or (verdict == "kink" and kink_fails)
+        passed = verdict == "pass" or (verdict == "kink" and not kink_fails)
+        relative = math.inf if verdict == "nonfinite" else j.relative_error
+
+        def where_is(flat: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+            return tuple(tuple(int(k) for k in np.unravel_index(i, shape)) for i in flat)
+
+        outcome = self.outcome
+        noise = self.noise
+        return CheckResult(
+            passed=passed,
+            failed=failed,
+            verdict=verdict,  # type: ignore[arg-type]
+            relative_error=relative,
+            threshold=self.threshold,
+            numerical=numerical,
+            analytical=grad,
+            max_abs_error=j.max_abs_error,
+            worst=j.worst,
+            method=self.method,  # type: ignore[arg-type]
+            epsilon=self.config.epsilon,
+            steps=steps,
+            n_evals=ev.n_evals,
+            duration_s=time.perf_counter() - self.start,
+            shape=shape,
+            dtype=self.dtype,
+            n_mismatched=max(j.n_mismatched, len(bad)),
+            where=where,
+            loss_value=f0,
+            function=self.function,
+            call_index=self.call_index,
+            errors=errors,
+            precision=noise.precision if noise is not None else "float64",
+            kinks=where_is(kinks),
+            mismatched=where_is(bad),
+            notes=tuple(self.notes),
+            strategy=self.strategy,
+            checked_indices=checked,
+            n_checked=int(checked.size) if checked is not None else self.work.size,
+            directions=(
+                tuple(zip(outcome.numerical, outcome.analytical, outcome.errors, strict=True))
+                if outcome is not None
+                else ()
+            ),
+            agreement=(
+                self.criterion if passed and self.criterion in ("relative", "absolute") else None
+            ),
+            resolution=self.resolution,
+            cause=self.cause,
+            criterion=self.criterion if failed else None,
+            noise=noise.level if noise is not None else None,
+        )
 
 
 def _with_tree(result: CheckResult, tree: Tree) -> CheckResult:
@@ -397,12 +502,14 @@ def _judge_subset(
 
 
 def _choose_partial(
-    f: Callable[[FloatArray], float],
+    ev: Evaluator,
     work: FloatArray,
     grad: FloatArray,
     f0: float,
     config: CheckConfig,
-    eps: float,
+    plan: Plan,
+    noise: Noise,
+    threshold: float,
     rng: np.random.Generator,
     pick: Callable[[int, int], np.ndarray] | None,
 ) -> tuple[DirectionalOutcome | None, np.ndarray, str]:
@@ -410,26 +517,26 @@ def _choose_partial(
     "directional", or "auto" on a large parameter), the coordinates to estimate one by one
     (random or rotating ones, plus those the directions localized), and the strategy in words."""
     n = work.size
-    both = config.method == "auto"
     outcome = None
     picks = np.empty(0, dtype=np.intp)
     parts = []
-    if both or config.method == "directional":
+    if plan.directions:
+        before = ev.n_evals
         outcome = directional_check(
-            f,
+            ev,
             work,
             grad,
             f0,
             k=config.n_directions,
             rng=rng,
-            eps=eps,
+            noise=noise,
             margin=MARGIN,
+            threshold=threshold,
             gaussian=config.directions == "gaussian",
         )
-        if not np.isfinite(outcome.numerical).all():
-            return outcome, picks, ""
-        parts.append(f"{config.n_directions} random directions ({outcome.n_evals} evaluations)")
-    if both or config.method == "coordinates":
+        spent = ev.n_evals - before
+        parts.append(f"{config.n_directions} random directions ({spent} evaluations)")
+    if config.method in ("auto", "coordinates"):
         m = min(n, config.n_coordinates)
         picks = rng.choice(n, size=m, replace=False) if pick is None else pick(n, m)
         parts.append(f"{picks.size} {'random' if pick is None else 'rotating'} coordinates")
@@ -438,196 +545,13 @@ def _choose_partial(
     return outcome, checked, f"{config.method} on {n:,} coordinates: " + " and ".join(parts)
 
 
-def _examine(
-    f: Callable[[FloatArray], float],
-    work: FloatArray,
-    est: Estimate,
-    f0: float,
-    eps: float,
-    used: str,
-    threshold: float,
-    flat_a: FloatArray,
-    flat_n: FloatArray,
-    flat_e: FloatArray,
-    diff: FloatArray,
-    candidates: np.ndarray,
-    kinky: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """Second opinions for the suspicious coordinates (``candidates``) and the suspected kinks.
-
-    Each examined coordinate is estimated again at a stencil eight times narrower, and further
-    while it stays undecided ("noisy") for want of resolution; its numerical derivative and
-    error in ``flat_n`` and ``flat_e`` are replaced by the refined ones. Returns the examined
-    flat indices, their labels (see :func:`refine`), how many suspicious coordinates were left
-    unexamined (beyond ``MAX_REFINED``), and the loss evaluations spent.
-    """
-    # Suspected bugs first, by how far beyond their error they lie; then suspected kinks.
-    with np.errstate(over="ignore"):
-        score = diff[candidates] / np.maximum(flat_e[candidates], np.finfo(float).tiny)
-    ranked = candidates[np.argsort(-score, kind="stable")]
-    kinky = np.setdiff1d(kinky, candidates)
-    examined = np.concatenate((ranked, kinky))[:MAX_REFINED]
-    unexamined = max(0, candidates.size - examined.size)
-    refined, spent = _second_opinion(f, work, est, examined, f0, eps, used)
-    wide, narrow = refined
-    noise = _NOISE_ULPS * eps * np.fmax(abs(f0), np.fmax(np.abs(wide[0]), np.abs(wide[1])))
-    verdicts = refine(flat_a[examined], f0, wide, narrow, noise, threshold)
-    flat_n[examined] = verdicts.values
-    flat_e[examined] = verdicts.errors
-    labels = np.array(verdicts.labels)
-    # A coordinate whose curvature scale is far below its step (x_i ~ 1e-6 curving on 1e-6)
-    # stays truncation-bound at both steps: narrow the stencil further while it stays undecided.
-    for _ in range(3):
-        redo = np.flatnonzero(labels == "noisy")
-        if redo.size == 0:
-            break
-        previous = (narrow[0][redo], narrow[1][redo], narrow[2][redo], narrow[3][redo])
-        vals, offs = shifted_values(
-            f, work, examined[redo].tolist(), previous[2].tolist(), (0.125, -0.125)
-        )
-        spent += vals.size
-        narrower = (vals[:, 0], vals[:, 1], offs[:, 0], offs[:, 1])
-        again = refine(flat_a[examined[redo]], f0, previous, narrower, noise[redo], threshold)
-        labels[redo] = again.labels
-        flat_n[examined[redo]] = again.values
-        flat_e[examined[redo]] = again.errors
-        narrow = (
-            _replace_at(narrow[0], redo, narrower[0]),
-            _replace_at(narrow[1], redo, narrower[1]),
-            _replace_at(narrow[2], redo, narrower[2]),
-            _replace_at(narrow[3], redo, narrower[3]),
-        )
-    return examined, labels, unexamined, spent
-
-
-def _within_resolution(
-    n: FloatArray, a: FloatArray, e: FloatArray, checked: np.ndarray | None
-) -> bool:
-    """Every estimated coordinate agrees within ``MARGIN`` times its estimated error: no
-    coordinate shows a discrepancy that finite differences can resolve at this point."""
-    if checked is not None:
-        n, a, e = n[checked], a[checked], e[checked]
-    if not (np.isfinite(e).all() and e.size):
-        return False
-    return bool(np.all(np.abs(a - n) <= MARGIN * e))
-
-
-def _norm(v: FloatArray, checked: np.ndarray | None) -> float:
-    """The 2-norm, scaled first so that values near 1e200 do not overflow when squared."""
-    v = v if checked is None else v[checked]
-    top = float(np.max(np.abs(v))) if v.size else 0.0
-    return top * float(np.linalg.norm(v / top)) if 0.0 < top < math.inf else top
-
-
-def _replace_at(arr: FloatArray, where: np.ndarray, values: FloatArray) -> FloatArray:
-    out = arr.copy()
-    out[where] = values
-    return out
-
-
-def _subset_error(n: FloatArray, a: FloatArray, checked: np.ndarray | None) -> float:
-    if checked is None:
-        return relative_error(n, a)
-    return relative_error(n[checked], a[checked])
-
-
-def _direction_verdict(outcome: DirectionalOutcome, k: int) -> str:
-    """Directions alone make a mismatch when most of them see it: a real error in ``g`` shows
-    along almost every random direction, a fluke of the estimate along one."""
-    return "mismatch" if len(outcome.suspicious) >= max(2, (k + 1) // 2) else "inconclusive"
-
-
-def _unexplained_directions(outcome: DirectionalOutcome) -> str:
-    return (
-        f"{len(outcome.suspicious)} of {len(outcome.numerical)} random directions disagree "
-        f"with the gradient by up to {outcome.worst_ratio:.0f}x their estimated error, but no "
-        "single coordinate could be confirmed: the error is spread thin or too small per "
-        "coordinate; run a full check (method='central') to see the whole gradient"
-    )
-
-
-def _kink_suspects(
-    est: Estimate, f0: float, eps: float, numerical: FloatArray, analytical: FloatArray
-) -> np.ndarray:
-    """Flat indices whose one-sided derivatives differ by more than 0.1 %.
-
-    Free: it reuses the central stencil's values. For a smooth loss the gap between forward and
-    backward differences is ``h f''``, small next to the derivative; at a kink inside the stencil
-    it is the jump of the derivative. A second opinion tells the two apart.
-    """
-    if est.f_plus is None or est.f_minus is None or est.method not in ("central", "richardson"):
-        return np.empty(0, dtype=np.intp)
-    fp, fm = est.f_plus.reshape(-1), est.f_minus.reshape(-1)
-    h = est.steps.reshape(-1)
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        gap = np.abs(fp - 2.0 * f0 + fm) / h
-        noise = _NOISE_ULPS * eps * np.fmax(abs(f0), np.fmax(np.abs(fp), np.abs(fm))) / h
-        floor = 1e-3 * float(np.sqrt(np.mean(analytical * analytical))) if analytical.size else 0.0
-        flagged = (gap > 1e-3 * (np.abs(numerical) + np.abs(analytical)) + floor) & (
-            gap > MARGIN * 4.0 * noise
-        )
-    return np.flatnonzero(flagged)
-
-
-def _finite_sample(est: Estimate, k: int = 16) -> FloatArray:
-    parts = [a.reshape(-1)[:k] for a in (est.f_plus, est.f_minus) if a is not None]
-    sample = np.concatenate(parts) if parts else np.empty(0)
-    return sample[np.isfinite(sample)]
-
-
-def _rounding_errors(est: Estimate, f0: float, eps: float) -> FloatArray:
-    """Estimated absolute error of each numerical derivative."""
-    if est.method == "complex":
-        return 4.0 * eps * np.abs(est.values) + np.finfo(float).tiny
-    fmax = np.full(est.values.shape, abs(f0))
-    for side in (est.f_plus, est.f_minus):
-        if side is not None:
-            fmax = np.fmax(fmax, np.abs(side))
-    # NaN and inf loss values (judged "nonfinite" later) must not warn here.
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        rounding = _NOISE_ULPS * eps * fmax / est.steps
-        if est.method in ("forward", "backward"):
-            rounding *= 2.0
-        if est.method == "richardson" and est.f_plus is not None and est.f_minus is not None:
-            # (4 D(h) - D(2h)) / 3 amplifies rounding by 5/3; |R - D(h)| bounds D(h)'s truncation
-            d1 = (est.f_plus - est.f_minus) / (2.0 * est.steps)
-            rounding = rounding * 5.0 / 3.0 + np.abs(est.values - d1) / 4.0
-    return rounding
-
-
-def _second_opinion(
-    f: Callable[[FloatArray], float],
-    work: FloatArray,
-    est: Estimate,
-    examined: np.ndarray,
-    f0: float,
-    eps: float,
-    used: str,
-) -> tuple[tuple[tuple[Any, ...], tuple[Any, ...]], int]:
-    """Central stencils at the check's step and at an eight times narrower one."""
-    central = step_sizes(work, "auto", "central", eps).reshape(-1)[examined]
-    if used in ("central", "richardson") and est.f_plus is not None and est.f_minus is not None:
-        h = est.steps.reshape(-1)[examined]
-        vals, offs = shifted_values(f, work, examined.tolist(), h.tolist(), (0.125, -0.125))
-        wide = (
-            est.f_plus.reshape(-1)[examined],
-            est.f_minus.reshape(-1)[examined],
-            h,
-            -h,
-        )
-        narrow = (vals[:, 0], vals[:, 1], offs[:, 0], offs[:, 1])
-        return (wide, narrow), vals.size
-    vals, offs = shifted_values(
-        f, work, examined.tolist(), central.tolist(), (1.0, -1.0, 0.125, -0.125)
-    )
-    wide = (vals[:, 0], vals[:, 1], offs[:, 0], offs[:, 1])
-    narrow = (vals[:, 2], vals[:, 3], offs[:, 2], offs[:, 3])
-    return (wide, narrow), vals.size
-
-
 def _complex_or_none(
-    loss_at: Callable[[Any], Any], work: FloatArray, epsilon: Epsilon, notes: list[str]
-) -> Estimate | None:
+    loss_at: Callable[[Any], Any],
+    work: FloatArray,
+    epsilon: Epsilon,
+    notes: list[str],
+    ev: Evaluator,
+) -> Coordinates | None:
     """The complex-step estimate, or None (with a note) when the loss cannot take it."""
 
     def f(point: Any) -> complex:
@@ -641,7 +565,8 @@ def _complex_or_none(
 
     steps = step_sizes(work, epsilon, "complex")
     try:
-        return complex_step(f, work, steps)
+        est = complex_step(f, work, steps)
+        ev.n_evals += est.n_evals
     except (_NotComplex, TypeError, ValueError, np.exceptions.ComplexWarning) as exc:
         reason = str(exc).split("\n")[0] or type(exc).__name__
         notes.append(
@@ -649,6 +574,16 @@ def _complex_or_none(
             "used 'richardson' instead"
         )
         return None
+    values = est.values.reshape(-1)
+    nan = np.full(values.size, np.nan)
+    return Coordinates(
+        values=values.copy(),
+        errors=4.0 * EPS64 * np.abs(values) + np.finfo(float).tiny,
+        steps=est.steps.reshape(-1).copy(),
+        f_plus=nan,
+        f_minus=nan.copy(),
+        scheme="complex",
+    )
 
 
 class _NotComplex(Exception):

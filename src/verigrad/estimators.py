@@ -329,6 +329,26 @@ def _unpicklable(executor: Executor, exc: BaseException) -> InvalidArgumentError
     )
 
 
+def run_tasks(
+    executor: Executor, shipped: Any, task: Callable[..., Any], arguments: list[tuple[Any, ...]]
+) -> list[Any]:
+    """``task(shipped, *args)`` for each ``args`` on ``executor``, results in order. A loss that
+    cannot be pickled for a process or cluster executor gets an error that says so."""
+    if isinstance(executor, ProcessPoolExecutor):
+        try:  # a process pool pickles lazily, in a feeder thread: find out here, clearly
+            pickle.dumps(shipped)
+        except Exception as exc:
+            raise _unpicklable(executor, exc) from exc
+    try:
+        futures = [executor.submit(task, shipped, *args) for args in arguments]
+        return [future.result() for future in futures]
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        message = str(exc).lower()
+        if not any(word in message for word in ("pickle", "local object", "serializ")):
+            raise
+        raise _unpicklable(executor, exc) from exc
+
+
 def _shifted_on(
     executor: Executor,
     f: ScalarFunction,
@@ -344,23 +364,16 @@ def _shifted_on(
     bounds = np.linspace(0, len(indices), n_chunks + 1).astype(int)
     idx, hs = list(indices), list(steps)
     shipped = ScalarLoss(f.fn, f.name) if isinstance(f, ScalarLoss) else f
-    if isinstance(executor, ProcessPoolExecutor):
-        try:  # a process pool pickles lazily, in a feeder thread: find out here, clearly
-            pickle.dumps(shipped)
-        except Exception as exc:
-            raise _unpicklable(executor, exc) from exc
-    try:
-        futures = [
-            executor.submit(_evaluate_chunk, shipped, x, idx[a:b], hs[a:b], multipliers)
+    parts = run_tasks(
+        executor,
+        shipped,
+        _evaluate_chunk,
+        [
+            (x, idx[a:b], hs[a:b], multipliers)
             for a, b in itertools.pairwise(bounds.tolist())
             if b > a
-        ]
-        parts = [future.result() for future in futures]
-    except (pickle.PicklingError, AttributeError, TypeError) as exc:
-        message = str(exc).lower()
-        if not any(word in message for word in ("pickle", "local object", "serializ")):
-            raise
-        raise _unpicklable(executor, exc) from exc
+        ],
+    )
     values = np.concatenate([p[0] for p in parts]) if parts else np.empty((0, len(multipliers)))
     offsets = np.concatenate([p[1] for p in parts]) if parts else np.empty((0, len(multipliers)))
     return values, offsets

@@ -50,8 +50,10 @@ class CheckResult:
             neither passed nor failed.
         errors: the estimated absolute error of each numerical derivative (rounding, plus the
             truncation measured between two step sizes where a second opinion was taken).
-        precision: ``"float64"``, or ``"float32"`` when the loss rounds its values to float32
-            (steps and threshold then follow float32's precision).
+        precision: the loss's precision as measured from the scatter of its values:
+            ``"float64"``; ``"float32"`` (steps and threshold then follow float32's precision;
+            a float32 term anywhere in the loss makes it so); or ``"noisy"`` (the values
+            scatter more than rounding explains; steps follow the scatter).
         kinks: coordinates where the loss has a kink inside the stencil.
         mismatched: coordinates confirmed wrong by a second, narrower stencil.
         notes: explanations of the verdict, one sentence each.
@@ -67,6 +69,21 @@ class CheckResult:
             the arrays above are then flat vectors of all leaves in order, and indices are flat
             indices (:meth:`label` names them, :meth:`unflatten` rebuilds the structure).
         leaf_errors: for a structured parameter, ``(leaf path, relative error)`` per leaf.
+        agreement: for a pass, how it was reached: ``"relative"`` (the relative error is within
+            the threshold) or ``"absolute"`` (the gradient is too small here for a relative
+            test, and agrees with finite differences within ``resolution``); else None.
+        resolution: the norm of the error bars of the estimated coordinates: the smallest
+            absolute discrepancy this check could have resolved.
+        cause: why the estimates differ from the gradient where they do, or why the check
+            could not decide: ``"truncation"``, ``"rounding"``, ``"resolution"`` (the gradient
+            is below what finite differences resolve here), ``"noise"``, ``"nondeterminism"``,
+            ``"flat"`` (the loss does not change at the step), ``"domain"``, ``"kink"``; None
+            when nothing needed explaining.
+        criterion: for a failure, which criterion failed: ``"relative"`` (the headline relative
+            error is above the threshold), ``"coordinate"`` (a coordinate disagrees beyond its
+            own error bar and its share of the threshold while the relative error passes) or
+            ``"direction"`` (random directions disagree beyond their error bars); else None.
+        noise: the measured noise of one loss value near ``x`` (absolute), when measured.
     """
 
     passed: bool
@@ -101,6 +118,11 @@ class CheckResult:
     checked_indices: np.ndarray | None = None
     tree: Tree | None = None
     leaf_errors: tuple[tuple[str, float], ...] = ()
+    agreement: str | None = None
+    resolution: float | None = None
+    cause: str | None = None
+    criterion: str | None = None
+    noise: float | None = None
 
     def __post_init__(self) -> None:
         if self.failed is None:
@@ -149,6 +171,13 @@ class CheckResult:
         else:
             head = f"gradient check could not decide{who}: verdict {self.verdict!r}"
         cmp = "<=" if self.relative_error <= self.threshold else ">"
+        headline = (
+            f"  relative error {self.relative_error:.3e} {cmp} threshold {self.threshold:.1e}"
+        )
+        if self.criterion is not None and self.criterion != "relative":
+            headline += f"; failed on the {self.criterion} criterion (see below)"
+        elif self.agreement == "absolute":
+            headline += f"; passed on absolute agreement within {self.resolution:.1e}"
         if self.tree is not None:
             shapes = f"  parameters {self.tree.describe()} ({self.size} coordinates, {self.dtype})"
         else:
@@ -158,7 +187,7 @@ class CheckResult:
             )
         lines = [
             head,
-            f"  relative error {self.relative_error:.3e} {cmp} threshold {self.threshold:.1e}",
+            headline,
             shapes,
             f"  method {self.method}, {self._step_text()}, "
             f"{self.n_evals} loss evaluations in {_duration(self.duration_s)}",
@@ -167,7 +196,9 @@ class CheckResult:
             lines.append(f"  {self.strategy}")
         if self.leaf_errors:
             lines.append(f"  per parameter: {self._leaf_text()}")
-        if self.precision != "float64":
+        if self.precision == "noisy":
+            lines.append(f"  precision: the loss's values scatter by {self.noise:.1e}")
+        elif self.precision != "float64":
             lines.append(f"  precision: the loss computes in {self.precision}")
         if self.where:
             lines.append(f"  {self.where}")
@@ -333,6 +364,14 @@ class CheckResult:
         if self.kinks:
             event["n_kinks"] = len(self.kinks)
             event["kinks"] = [list(k) for k in self.kinks[:8]]
+        if self.agreement is not None:
+            event["agreement"] = self.agreement
+        if self.criterion is not None:
+            event["criterion"] = self.criterion
+        if self.cause is not None:
+            event["cause"] = self.cause
+        if self.resolution is not None:
+            event["resolution"] = self.resolution
         if self.notes:
             event["explanation"] = " | ".join(self.notes)
         return event

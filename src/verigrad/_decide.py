@@ -1,0 +1,192 @@
+"""The one home of the verdict: from the estimates, their error bars and the second looks.
+
+The headline is the mission's relative error ``||n - a|| / (||n|| + ||a||)`` against the
+threshold. A check fails on it, or on a named other criterion: one coordinate beyond both its
+own error bar and the threshold's share of the norm (``"coordinate"``), or random directions
+that disagree beyond their error bars (``"direction"``). When the relative error is above the
+threshold but every coordinate agrees within the error bar the check reached, the gradient is
+too small here for a relative test and the check passes on absolute agreement, with that
+resolution; losses that are genuinely noisy get ``"inconclusive"`` instead.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._coordinates import MARGIN, Coordinates
+from ._directional import DirectionalOutcome
+from ._noise import Noise
+from ._typing import FloatArray
+from .compare import _relative_error
+
+__all__ = ["Decision", "decide", "norm"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The verdict and what it rests on.
+
+    Attributes:
+        verdict: see :class:`~verigrad.CheckResult`.
+        criterion: what decided a failure: ``"relative"``, ``"coordinate"`` or ``"direction"``;
+            for a pass, ``"relative"`` or ``"absolute"``.
+        cause: why the estimates differ from the gradient where they do: ``"truncation"``,
+            ``"rounding"``, ``"resolution"`` (the gradient is below what finite differences
+            resolve here), ``"noise"``, ``"flat"`` (the loss does not change at the step),
+            ``"domain"``, ``"kink"``; None when nothing needed explaining.
+        resolution: the norm of the error bars over the checked coordinates.
+        notes: one sentence each, for the person reading the report.
+    """
+
+    verdict: str
+    criterion: str | None
+    cause: str | None
+    resolution: float
+    notes: tuple[str, ...]
+    kinks: tuple[int, ...]
+    bad: tuple[int, ...]
+    relative_error: float
+
+
+def norm(v: FloatArray) -> float:
+    """The 2-norm, scaled first so that values near 1e200 do not overflow when squared."""
+    top = float(np.max(np.abs(v))) if v.size else 0.0
+    return top * float(np.linalg.norm(v / top)) if 0.0 < top < math.inf else top
+
+
+def decide(
+    c: Coordinates,
+    analytical: FloatArray,
+    checked: np.ndarray,
+    threshold: float,
+    noise: Noise,
+    outcome: DirectionalOutcome | None,
+    n_directions: int,
+    unexamined: int,
+    f0: float,
+) -> Decision:
+    """The verdict of a check whose numbers are all finite at ``x`` (see the module doc)."""
+    a_all = analytical.reshape(-1)
+    labels = c.labels
+    resolved = np.asarray([i for i in checked.tolist() if np.isfinite(c.values[i])], dtype=np.intp)
+    n, a, e = c.values[resolved], a_all[resolved], c.errors[resolved]
+    rel = _relative_error(n, a)
+    resolution = norm(e[np.isfinite(e)])
+    notes: list[str] = []
+    kinks = tuple(i for i, lab in labels.items() if lab in ("kink", "kink-bad"))
+    bad = tuple(
+        i
+        for i, lab in labels.items()
+        if lab == "kink-bad"
+        or (
+            lab == "bad"
+            and abs(a_all[i] - c.values[i]) > threshold * (abs(a_all[i]) + abs(c.values[i]))
+        )
+    )
+    domain = [i for i, lab in labels.items() if lab == "domain"]
+    flat = [i for i, lab in labels.items() if lab == "flat"]
+    noisy = [i for i, lab in labels.items() if lab == "noisy"]
+    if c.adapted:
+        notes.append(
+            f"{len(c.adapted)} coordinate(s) lie near the edge of the loss's domain: their "
+            "stencils were shrunk or made one-sided to stay where the loss is finite"
+        )
+
+    def result(verdict: str, criterion: str | None, cause: str | None) -> Decision:
+        return Decision(verdict, criterion, cause, resolution, tuple(notes), kinks, bad, rel)
+
+    if bad:
+        criterion = "relative" if rel > threshold else "coordinate"
+        notes.append(
+            f"{len(bad)} coordinate(s) disagree beyond {MARGIN:g}x their error bars, confirmed "
+            "by a sharper estimate"
+            + (
+                ""
+                if criterion == "relative"
+                else f" (the relative error {rel:.1e} of the whole gradient is within the "
+                "threshold, but these coordinates are wrong beyond their own error bars and the "
+                "threshold relative to their own size)"
+            )
+        )
+        return result("mismatch", criterion, None)
+    if outcome is not None:
+        wrong = outcome.suspicious
+        if len(wrong) >= max(2, (n_directions + 1) // 2):
+            notes.append(
+                f"{len(wrong)} of {len(outcome.labels)} random directions disagree with the "
+                f"gradient by up to {outcome.worst_ratio:.0f}x their error bars at every step "
+                "tried, but no single checked coordinate does: the error is spread thin or lies "
+                "outside the coordinates checked; run a full check (method='central') to see "
+                "the whole gradient"
+            )
+            return result("mismatch", "direction", None)
+        if wrong:
+            notes.append(
+                f"{len(wrong)} of {len(outcome.labels)} random directions disagree; a real bug "
+                "shows along most directions, so this is taken for a fluke of the estimate"
+            )
+        crossed = outcome.count("kink")
+        if crossed:
+            notes.append(
+                f"{crossed} random direction(s) cross a kink of the loss; their one-sided "
+                "slopes bracket the gradient"
+            )
+        if outcome.count("domain"):
+            notes.append(
+                f"{outcome.count('domain')} random direction(s) leave the loss's domain even at "
+                "small steps and were dropped"
+            )
+    if kinks:
+        notes.append(
+            f"the loss is not differentiable inside the stencil at {len(kinks)} coordinate(s): "
+            "the one-sided derivatives disagree and the gradient lies between them (a valid "
+            "subgradient)"
+        )
+        return result("kink", None, "kink")
+    if domain:
+        notes.append(
+            f"{len(domain)} coordinate(s) could not be checked: the loss is not finite on either "
+            "side of x there, even at small steps (a domain boundary at x?)"
+        )
+        return result("inconclusive", None, "domain")
+    if flat:
+        notes.append(
+            f"the loss does not change at all when {len(flat)} coordinate(s) move, even at 64x "
+            "the step, while the gradient there is not zero: the loss is quantised (float16, "
+            "rounding, a lookup) or ignores its input; no derivative can be read from it"
+        )
+        return result("inconclusive", None, "flat")
+    if rel <= threshold:
+        return result("pass", "relative", None)
+    if unexamined or noisy:
+        left = unexamined + len(noisy)
+        notes.append(
+            f"relative error {rel:.2e} is above the threshold, and {left} coordinate(s) could "
+            "not be resolved by a sharper estimate: the loss is too noisy at this point to tell "
+            "a bug from its own scatter"
+        )
+        return result("inconclusive", None, "noise")
+    if noise.precision == "noisy" or noise.cause == "unsettled":
+        notes.append(
+            f"relative error {rel:.2e} is above the threshold; every coordinate agrees within its "
+            f"error bar, but the loss scatters by {noise.level:.1e} ({noise.relative:.0e} of its "
+            "value) around a smooth curve: it is too noisy here to test the gradient"
+        )
+        return result("inconclusive", None, "noise")
+    limit = _limit(c, resolved)
+    notes.append(
+        f"the gradient (norm {norm(a):.1e}) is too small here for finite differences to test "
+        f"its relative accuracy; it agrees with them within the resolution reached, "
+        f"{resolution:.1e} (limited by {limit}): passed on absolute agreement"
+    )
+    return result("pass", "absolute", "resolution")
+
+
+def _limit(c: Coordinates, resolved: np.ndarray) -> str:
+    causes = [c.causes.get(int(i)) for i in resolved]
+    if causes.count("truncation") > causes.count("rounding"):
+        return "truncation error"
+    return "the loss's rounding"

@@ -1,0 +1,172 @@
+"""The one way a check evaluates the loss: serially, in batches, or over an executor.
+
+Every estimator (coordinates, random directions, the noise probe) goes through an
+:class:`Evaluator`, so ``vectorized=`` and ``executor=`` apply to all of them, and the
+evaluator counts what was spent.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from typing import Any
+
+import numpy as np
+
+from ._typing import FloatArray
+from .estimators import BatchedLoss, ScalarLoss, _add_note, run_tasks, shifted_values
+
+__all__ = ["Evaluator"]
+
+
+def _moved(work: FloatArray, i: int, offset: float) -> FloatArray:
+    point = work.copy()
+    flat = point.reshape(-1)
+    flat[i] = flat[i] + offset
+    return point
+
+
+class _Fresh:
+    """``loss(copy of point)``: for losses that cache by the identity of their input or write
+    into it. Picklable when the loss is."""
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, point: FloatArray) -> Any:
+        return self.fn(np.array(point, copy=True))
+
+
+def _along_chunk(
+    f: ScalarLoss, work: FloatArray, pairs: list[tuple[FloatArray, float]]
+) -> list[float]:
+    """One task of a parallel directional evaluation: runs in a worker."""
+    return [f(work + t * u) for u, t in pairs]
+
+
+class Evaluator:
+    """Evaluates the loss for one check and counts the evaluations.
+
+    Args:
+        loss_at: ``point -> loss value`` (or, vectorized, ``points -> values``).
+        name: names the loss in errors.
+        point_nbytes: the size of one point, for batch sizes.
+        vectorized: the loss takes points stacked along a leading axis.
+        batch_bytes: the memory of one batch of points.
+        executor: spread coordinates and directions over this executor.
+    """
+
+    def __init__(
+        self,
+        loss_at: Callable[[Any], Any],
+        name: str,
+        *,
+        point_nbytes: int,
+        vectorized: bool = False,
+        batch_bytes: int = 2 * 2**20,
+        executor: Executor | None = None,
+    ) -> None:
+        self._loss = loss_at
+        self._name = name
+        self._nbytes = point_nbytes
+        self._vectorized = vectorized
+        self._batch_bytes = batch_bytes
+        self._executor = executor
+        self.n_evals = 0
+        self.fresh = False
+        #: How to rebuild the first point where the loss was not finite (for a recheck).
+        self.first_nonfinite: Callable[[FloatArray], FloatArray] | None = None
+        self.n_nonfinite = 0
+        self._f: ScalarLoss | BatchedLoss = self._build(loss_at)
+
+    def _build(self, loss: Callable[[Any], Any]) -> ScalarLoss | BatchedLoss:
+        if self._vectorized:
+            return BatchedLoss(loss, self._nbytes, self._name, self._batch_bytes)
+        return ScalarLoss(loss, self._name, self._executor)
+
+    def use_fresh_copies(self) -> None:
+        """From now on every evaluation gets its own copy of the point."""
+        if not self.fresh:
+            self.fresh = True
+            self._f = self._build(_Fresh(self._loss))
+
+    def at(self, point: FloatArray) -> float:
+        """The loss at one point."""
+        self.n_evals += 1
+        value = self._f(point)
+        if not math.isfinite(value):
+            self.n_nonfinite += 1
+            if self.first_nonfinite is None:
+                saved = point.copy()
+                self.first_nonfinite = lambda w: saved
+        return value
+
+    def shifted(
+        self,
+        work: FloatArray,
+        indices: Sequence[int],
+        steps: Sequence[float],
+        multipliers: Sequence[float],
+    ) -> tuple[FloatArray, FloatArray]:
+        """The loss with coordinate ``indices[k]`` moved by ``multipliers[j] * steps[k]``;
+        values and the offsets actually applied, both ``(len(indices), len(multipliers))``."""
+        values, offsets = shifted_values(self._f, work, indices, steps, multipliers)
+        self.n_evals += values.size
+        bad = ~np.isfinite(values)
+        if bad.any():
+            self.n_nonfinite += int(bad.sum())
+            if self.first_nonfinite is None:
+                k, j = (int(v[0]) for v in np.nonzero(bad))
+                i, off = int(indices[k]), float(offsets[k, j])
+                self.first_nonfinite = lambda w: _moved(w, i, off)
+        return values, offsets
+
+    def along(self, work: FloatArray, pairs: Sequence[tuple[FloatArray, float]]) -> FloatArray:
+        """The loss at ``work + t * u`` for each ``(u, t)`` in ``pairs``."""
+        out = np.empty(len(pairs))
+        if not pairs:
+            return out
+        try:
+            if isinstance(self._f, BatchedLoss):
+                size = self._f.batch_size
+                for a in range(0, len(pairs), size):
+                    chunk = pairs[a : a + size]
+                    points = np.stack([work + t * u for u, t in chunk])
+                    out[a : a + len(chunk)] = self._f.batch(points)
+            elif self._executor is not None and len(pairs) > 1:
+                workers = getattr(self._executor, "_max_workers", None) or os.cpu_count() or 1
+                n_chunks = max(1, min(len(pairs), int(workers)))
+                bounds = np.linspace(0, len(pairs), n_chunks + 1).astype(int).tolist()
+                shipped = ScalarLoss(self._f.fn, self._f.name)
+                parts = run_tasks(
+                    self._executor,
+                    shipped,
+                    _along_chunk,
+                    [(work, list(pairs[a:b])) for a, b in itertools.pairwise(bounds) if b > a],
+                )
+                out[:] = [v for part in parts for v in part]
+            else:
+                f = self._f
+                for k, (u, t) in enumerate(pairs):
+                    out[k] = f(work + t * u)
+        except BaseException as exc:
+            _add_note(exc, "verigrad: raised while evaluating the loss along a random direction")
+            raise
+        self.n_evals += len(pairs)
+        bad = ~np.isfinite(out)
+        if bad.any():
+            self.n_nonfinite += int(bad.sum())
+            if self.first_nonfinite is None:
+                u, t = pairs[int(np.argmax(bad))]
+                self.first_nonfinite = lambda w: w + t * u
+        return out
+
+    def recheck(self, work: FloatArray) -> float | None:
+        """The loss once more at the first point where it was not finite (None if none was):
+        a finite value now means the loss is not a function of its input alone."""
+        if self.first_nonfinite is None:
+            return None
+        return self.at(self.first_nonfinite(work))
