@@ -85,8 +85,8 @@ STILL_PENDING: dict[str, frozenset[str]] = {
     "false_alarms": frozenset({"aliasing"}),
     "detected": frozenset({"precision"}),
     "at_kinks": frozenset({"large_kink"}),
-    "expected": frozenset({"stationary", "precision", "large_kink", "aliasing"}),
-    "calibration": frozenset({"stationary", "boundary", "aliasing", "total"}),
+    "expected": frozenset({"precision", "large_kink", "aliasing"}),
+    "calibration": frozenset({"boundary", "aliasing", "total"}),
 }
 
 

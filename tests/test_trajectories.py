@@ -44,29 +44,8 @@ HAS_SCIPY = importlib.util.find_spec("scipy") is not None
 
 #: Runs whose targets today's check does not meet (issue 10): recorded as expected failures
 #: until the verdict pipeline lands; remove an entry when it passes.
-PENDING_RUNS = frozenset(
-    (
-        "gauss_nll8_fisher",
-        "gauss_nll8_lbfgsb",
-        "lsq_exact20",
-        "relu4900",
-        "rosen10_bfgs",
-        "rosen2_bfgs",
-    )
-)
-PENDING_BUGS = frozenset(
-    (
-        "gauss_nll8_fisher-late_all0.1pct",
-        "gauss_nll8_fisher-late_flip1",
-        "gauss_nll8_fisher-late_one1pct",
-        "relu4900-late_all0.1pct",
-        "relu4900-late_flip1",
-        "relu4900-late_one1pct",
-        "tanh32_2177-late_one1pct",
-        "tanh32_2177-one1pct",
-        "xlogx20-late_flip1",
-    )
-)
+PENDING_RUNS: frozenset[str] = frozenset()
+PENDING_BUGS = frozenset(("tanh32_2177-one1pct", "tanh32_2177-late_one1pct", "xlogx20-late_flip1"))
 PENDING = pytest.mark.xfail(
     reason="issue 10: the verdict pipeline that meets this target has not landed yet",
     strict=False,

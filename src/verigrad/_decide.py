@@ -67,6 +67,7 @@ def decide(
     n_directions: int,
     unexamined: int,
     f0: float,
+    work: FloatArray,
 ) -> Decision:
     """The verdict of a check whose numbers are all finite at ``x`` (see the module doc)."""
     a_all = analytical.reshape(-1)
@@ -169,7 +170,8 @@ def decide(
             "a bug from its own scatter"
         )
         return result("inconclusive", None, "noise")
-    if noise.precision == "noisy" or noise.cause == "unsettled":
+    scattered = noise.precision == "noisy" or noise.cause == "unsettled"
+    if scattered and not _near_stationary(c, a_all, resolved, threshold, f0, noise, work):
         notes.append(
             f"relative error {rel:.2e} is above the threshold; every coordinate agrees within its "
             f"error bar, but the loss scatters by {noise.level:.1e} ({noise.relative:.0e} of its "
@@ -183,6 +185,35 @@ def decide(
         f"{resolution:.1e} (limited by {limit}): passed on absolute agreement"
     )
     return result("pass", "absolute", "resolution")
+
+
+def _near_stationary(
+    c: Coordinates,
+    a: FloatArray,
+    resolved: np.ndarray,
+    threshold: float,
+    f0: float,
+    noise: Noise,
+    work: FloatArray,
+) -> bool:
+    """Whether every coordinate that fails the relative test has a gradient indistinguishable
+    from zero: within its error bar, or smaller than the change of the derivative over a move
+    of ``eps**(1/5) max(|x_i|, 1)`` (the loss curves more than it slopes there).
+
+    Near an optimum a loss's values are tiny against the rounding of its terms, so its scatter
+    looks large relative to its value although the check resolves the gradient well; a loss
+    that is noisy away from any optimum is another matter.
+    """
+    n, ar = c.values[resolved], a[resolved]
+    bars = c.errors[resolved] + (0.0 if c.allowance is None else c.allowance[resolved])
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        fails = np.abs(ar - n) > threshold * (np.abs(ar) + np.abs(n))
+        h = c.steps[resolved]
+        curve = np.abs(c.f_plus[resolved] - 2.0 * f0 + c.f_minus[resolved]) / (h * h)
+        move = noise.eps**0.2 * np.maximum(np.abs(work.reshape(-1)[resolved]), 1.0)
+        reach = np.where(np.isfinite(curve), curve * move, 0.0)
+        small = (np.abs(ar) <= np.maximum(MARGIN * bars, reach)) | ~fails
+    return bool(np.all(small))
 
 
 def _limit(c: Coordinates, resolved: np.ndarray) -> str:

@@ -13,7 +13,15 @@ from typing import Any, Literal
 import numpy as np
 
 from ._arrays import _real_array, gradient_array, working_copy
-from ._coordinates import MARGIN, NOISE_BOUND, Coordinates, estimate, examine, kink_suspects
+from ._coordinates import (
+    MARGIN,
+    NOISE_BOUND,
+    Coordinates,
+    allowance,
+    estimate,
+    examine,
+    kink_suspects,
+)
 from ._decide import decide
 from ._directional import DirectionalOutcome, directional_check
 from ._evaluate import Evaluator
@@ -207,6 +215,9 @@ def run_check(
         coords = estimate(
             ev, work, f0, s, _steps(work, config.epsilon, s, noise.eps), noise, checked
         )
+    eps_a = float(np.finfo(analytical.dtype).eps) if _is_float(analytical) else EPS64
+    allow = allowance(coords, work, f0, max(EPS64, eps_a))
+    coords.allowance = allow
     record.coords = coords
     record.checked = checked
 
@@ -242,7 +253,8 @@ def run_check(
     with np.errstate(over="ignore", invalid="ignore"):
         diff = np.abs(flat_a[finite] - coords.values[finite])
         local = threshold * (np.abs(flat_a[finite]) + np.abs(coords.values[finite]))
-        score = diff / np.maximum(coords.errors[finite], np.finfo(float).tiny)
+        bars = coords.errors[finite] + allow[finite]
+        score = diff / np.maximum(bars, np.finfo(float).tiny)
     suspicious = (diff > local) & (diff > 0)
     if _relative_error(coords.values[finite], flat_a[finite]) <= threshold:
         # The headline passes; a coordinate wrong beyond its own error bar and beyond the
@@ -270,7 +282,7 @@ def run_check(
         )
         record.cause = "domain"
     decision = decide(
-        coords, grad, idx, threshold, noise, outcome, config.n_directions, unexamined, f0
+        coords, grad, idx, threshold, noise, outcome, config.n_directions, unexamined, f0, work
     )
     record.notes.extend(decision.notes)
     record.cause = decision.cause or record.cause
@@ -283,6 +295,11 @@ def run_check(
         kinks=decision.kinks,
         bad=decision.bad,
     )
+
+
+def _is_float(value: Any) -> bool:
+    dtype = getattr(value, "dtype", None)
+    return dtype is not None and np.issubdtype(dtype, np.floating)
 
 
 def _flat_coordinates(c: Coordinates, f0: float, grad: FloatArray, idx: np.ndarray) -> np.ndarray:
@@ -406,7 +423,10 @@ class _Record:
         grad = self.grad
         c = self.coords
         numerical = np.full(shape, np.nan) if c is None else c.values.reshape(shape).copy()
-        errors = None if c is None else c.errors.reshape(shape).copy()
+        errors = None
+        if c is not None:
+            errors = c.errors + (0.0 if c.allowance is None else c.allowance)
+            errors = errors.reshape(shape)
         steps = np.full(shape, np.nan) if c is None else c.steps.reshape(shape).copy()
         checked = self.checked
         j = _judge_subset(numerical, grad, self.threshold, checked)
