@@ -83,9 +83,9 @@ PENDING = pytest.mark.xfail(
 #: Per test, the groups whose target is not met yet.
 STILL_PENDING: dict[str, frozenset[str]] = {
     "false_alarms": frozenset({"aliasing"}),
-    "detected": frozenset({"precision"}),
+    "detected": frozenset(),
     "at_kinks": frozenset({"large_kink"}),
-    "expected": frozenset({"precision", "large_kink", "aliasing"}),
+    "expected": frozenset({"large_kink", "aliasing"}),
     "calibration": frozenset({"boundary", "aliasing", "total"}),
 }
 

@@ -140,22 +140,22 @@ def directional_check(
         if not gap > margin * err:
             # Alone, a few error bars prove nothing; in most directions at once, they do.
             out.labels.append("weak")
-            directions.append((u, t, 4.0 * level / t + abs(d1 - r1), gap / err))
+            directions.append((u, r1 - ana, err, gap / err))
             continue
-        label, best, best_err = _second_look(ev, work, u, f0, t, ana, level, margin)
+        label, best, best_err = _second_look(ev, work, u, f0, t, ana, level, margin, r1, err)
         out.labels.append(label)
         if label == "ok":
             out.numerical[-1], out.errors[-1] = best, best_err
         elif label == "bad":
-            directions.append((u, t, 4.0 * level / t + abs(d1 - r1), np.inf))
+            directions.append((u, r1 - ana, err, np.inf))
     if len(directions) >= max(2, (k + 1) // 2):
         # Localize from the most telling directions: the coordinates found are then checked
         # one by one, with their own error bars.
-        for u, t, err, _ in sorted(directions, key=lambda d: -d[3])[:2]:
+        for u, gap, err, _ in sorted(directions, key=lambda d: -d[3])[:2]:
             if len(out.localized) >= max_localized:
                 break
             found_at = _bisect(
-                ev, work, u, flat_a, t, err, WEAK, max_localized - len(out.localized)
+                ev, work, u, flat_a, gap, err, t0, level, max_localized - len(out.localized)
             )
             out.localized.extend(i for i in found_at if i not in out.localized)
     return out
@@ -170,12 +170,16 @@ def _second_look(
     ana: float,
     level: float,
     margin: float,
+    wide: float,
+    wide_err: float,
 ) -> tuple[str, float, float]:
     """Central differences along ``u`` at ``t/8`` and ``t/64``, with one-sided slopes.
 
     A kink crossed by the wide stencil lies outside a narrow enough one: the narrow estimate
-    then agrees with ``u . g`` within its error. A kink at ``x`` itself makes the one-sided
-    slopes differ by the same amount at every step.
+    then disagrees with the wide one (``wide``, ``wide_err``) and agrees with ``u . g``. A
+    narrow estimate that agrees with the wide one corroborates its discrepancy instead (its
+    larger error bar alone proves nothing). A kink at ``x`` itself makes the one-sided slopes
+    differ by the same amount at every step.
     """
     ts = [t / 8.0, t / 64.0]
     vals = ev.along(work, [p for s in ts for p in ((u, s), (u, -s))])
@@ -183,9 +187,14 @@ def _second_look(
     bwd = [(f0 - vals[2 * k + 1]) / s for k, s in enumerate(ts)]
     d = [(vals[2 * k] - vals[2 * k + 1]) / (2.0 * s) for k, s in enumerate(ts)]
     err = [level / s + abs(d[0] - d[1]) for s in ts]
+    corroborated = False
     for k in range(2):
-        if abs(d[k] - ana) <= margin * err[k]:
+        if abs(d[k] - wide) <= 2.0 * (err[k] + wide_err):
+            corroborated = True
+        elif abs(d[k] - ana) <= margin * err[k]:
             return "ok", d[k], err[k]
+    if corroborated:
+        return "bad", wide, wide_err
     jump = [abs(fwd[k] - bwd[k]) for k in range(2)]
     if jump[1] > 0.5 * jump[0] and jump[1] > margin * 2.0 * level / ts[1]:
         lo, hi = min(fwd[1], bwd[1]), max(fwd[1], bwd[1])
@@ -239,32 +248,33 @@ def _bisect(
     work: FloatArray,
     u: FloatArray,
     flat_a: FloatArray,
-    t: float,
+    gap: float,
     err: float,
-    margin: float,
+    t0: float,
+    level: float,
     limit: int,
 ) -> list[int]:
-    """Halve the support of ``u`` while a half keeps a discrepancy beyond ``margin * err``.
+    """Halve the support of ``u`` while a half keeps a discrepancy beyond ``WEAK`` times its
+    error bar; ``gap`` and ``err`` are the whole direction's.
 
-    Two evaluations per step: the derivative along the left half is measured, the right half's
-    discrepancy is the parent's minus the left's.
+    The derivative along the left half comes from its own Richardson table (with its own error
+    bar); the right half's discrepancy is the parent's minus the left's, with both error bars.
     """
     flat_u = u.reshape(-1)
-    support = np.flatnonzero(flat_u)
-    delta = _central(ev, work, u, [t])[0] - _dot(flat_a, flat_u)
-    stack = [(support, delta)]
+    stack = [(np.flatnonzero(flat_u), gap, err)]
     found: list[int] = []
     while stack and len(found) < limit:
-        part, d = stack.pop()
+        part, d, e = stack.pop()
         if part.size == 1:
             found.append(int(part[0]))
             continue
         left, right = part[: part.size // 2], part[part.size // 2 :]
         u_left = np.zeros_like(flat_u)
         u_left[left] = flat_u[left]
-        d_left = _central(ev, work, u_left.reshape(work.shape), [t])[0] - _dot(flat_a, u_left)
-        d_right = d - d_left
-        # Look into the larger discrepancy first: with one wrong coordinate that is the path.
-        halves = sorted(((left, d_left), (right, d_right)), key=lambda h: abs(h[1]))
-        stack.extend(h for h in halves if abs(h[1]) > margin * err)
+        r, _, _, e_left = _richardson_along(ev, work, u_left.reshape(work.shape), t0, level)
+        d_left = r - _dot(flat_a, u_left)
+        halves = [(left, d_left, e_left), (right, d - d_left, e + e_left)]
+        # The clearer discrepancy is looked into first: with one wrong coordinate, that is it.
+        halves.sort(key=lambda h: abs(h[1]) / h[2] if h[2] > 0 else np.inf)
+        stack.extend(h for h in halves if abs(h[1]) > WEAK * h[2])
     return found

@@ -123,6 +123,27 @@ def run_check(
             call_index=call_index,
         )
         return _with_tree(result, tree)
+    # The check steps where the loss may be undefined (log or sqrt just past 0): the NaN or
+    # inf it gets there is judged by the check, not reported by numpy once per evaluation.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return _run(
+            loss_at, x, analytical, config, seed, pick, loss_name, param_name, function, call_index
+        )
+
+
+def _run(
+    loss_at: Callable[[FloatArray], Any],
+    x: Any,
+    analytical: Any,
+    config: CheckConfig,
+    seed: Any,
+    pick: Callable[[int, int], np.ndarray] | None,
+    loss_name: str,
+    param_name: str,
+    function: str | None,
+    call_index: int | None,
+) -> CheckResult:
+    """The check of an array parameter (see :func:`run_check`)."""
     start = time.perf_counter()
     work = working_copy(x, param_name)  # first: refuses a ragged list before np.asarray sees it
     dtype = str(x.dtype) if isinstance(x, np.ndarray) else str(np.asarray(x).dtype)
