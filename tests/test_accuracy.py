@@ -82,11 +82,11 @@ PENDING = pytest.mark.xfail(
 
 #: Per test, the groups whose target is not met yet.
 STILL_PENDING: dict[str, frozenset[str]] = {
-    "false_alarms": frozenset({"aliasing"}),
+    "false_alarms": frozenset(),
     "detected": frozenset(),
-    "at_kinks": frozenset({"large_kink"}),
-    "expected": frozenset({"large_kink", "aliasing"}),
-    "calibration": frozenset({"boundary", "aliasing", "total"}),
+    "at_kinks": frozenset(),
+    "expected": frozenset(),
+    "calibration": frozenset({"boundary", "total"}),
 }
 
 

@@ -124,7 +124,9 @@ def _evaluate(
     fp, fm = nan.copy(), nan.copy()
     if s.name in ("central", "richardson"):
         fp, fm = vals[:, 0], vals[:, 1]
-        scale = np.maximum(np.abs(work.reshape(-1)[idx]), 1.0)
+        # The length on which the coordinate curves, as the step rule assumed it: max(|x_i|, 1)
+        # for the usual steps, |x_i| for steps shrunk to stay inside the loss's domain.
+        scale = steps / noise.eps**s.step_exponent if s.step_exponent else steps
         with np.errstate(invalid="ignore", over="ignore"):
             # Truncation h^2 f'''/6, with f''' guessed from the stencil's f'' over the
             # coordinate's scale; a measured figure replaces it where the check looks closer.

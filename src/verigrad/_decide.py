@@ -179,11 +179,18 @@ def decide(
         )
         return result("inconclusive", None, "noise")
     limit = _limit(c, resolved)
-    notes.append(
-        f"the gradient (norm {norm(a):.1e}) is too small here for finite differences to test "
-        f"its relative accuracy; it agrees with them within the resolution reached, "
-        f"{resolution:.1e} (limited by {limit}): passed on absolute agreement"
-    )
+    if noise.precision == "float64":
+        notes.append(
+            f"the gradient (norm {norm(a):.1e}) is too small here for finite differences to "
+            f"test its relative accuracy; it agrees with them within the resolution reached, "
+            f"{resolution:.1e} (limited by {limit}): passed on absolute agreement"
+        )
+    else:
+        notes.append(
+            f"at the loss's {noise.precision} precision, finite differences resolve this gradient "
+            f"(norm {norm(a):.1e}) only to {resolution:.1e} (limited by {limit}); it agrees "
+            "with them within that: passed on absolute agreement"
+        )
     return result("pass", "absolute", "resolution")
 
 

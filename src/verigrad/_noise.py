@@ -25,11 +25,13 @@ __all__ = ["EPS64", "PROBE_EVALS", "Noise", "measure_noise"]
 EPS64 = float(np.finfo(np.float64).eps)
 EPS32 = float(np.finfo(np.float32).eps)
 TINY = float(np.finfo(np.float64).tiny)
-#: Points on each side of x in the probe (m = 2 * HALF differences).
-HALF = 4
-#: Loss evaluations of the noise probe at a point where the loss behaves (one move size).
-PROBE_EVALS = 2 * HALF
-#: Relative moves tried, in order: a loss that does not change at one gets the next.
+#: Points of the probe: x + s delta u for s = 1 .. POINTS. The window starts beside x, not
+#: around it: a loss with a kink at x itself (an L1 term at a zero coordinate) would show the
+#: kink in every difference of a window centred on x, and pass it off as noise.
+POINTS = 9
+#: Loss evaluations of the noise probe of a smooth float64 loss (two windows).
+PROBE_EVALS = 2 * POINTS
+#: Moves tried, in units of each coordinate's step scale, while the loss does not change.
 DELTAS = (1e-6, 1e-4, 1e-2)
 
 
@@ -71,17 +73,27 @@ def _precision(eps: float) -> str:
     return "noisy"
 
 
-def probe_direction(work: FloatArray, rng: np.random.Generator) -> FloatArray:
+def probe_direction(
+    work: FloatArray, rng: np.random.Generator, step_scale: bool = False
+) -> FloatArray:
     """Random signs scaled by ``|x_i|`` (by 1 where ``x_i`` is 0): every coordinate moves in
-    proportion to its size, so positive parameters stay positive."""
-    flat = work.reshape(-1)
-    scale = np.where(flat != 0.0, np.abs(flat), 1.0)
+    proportion to its size, so positive parameters stay positive and a coordinate that curves
+    on its own small scale looks smooth. With ``step_scale``, by ``max(|x_i|, 1)`` as the
+    difference steps are, capped at ``100 |x_i|``."""
+    flat = np.abs(work.reshape(-1))
+    scale = np.minimum(np.maximum(flat, 1.0), 100.0 * flat) if step_scale else flat
+    scale = np.where(flat != 0.0, scale, 1.0)
     signs = rng.choice((-1.0, 1.0), size=flat.size)
     return (signs * scale).reshape(work.shape)
 
 
-def noise_level(values: FloatArray) -> float | None:
-    """Moré and Wild's estimate from values at equally spaced points, or None if unsettled."""
+def noise_level(values: FloatArray) -> tuple[float, bool] | None:
+    """Moré and Wild's estimate from values at equally spaced points, and whether it settled.
+
+    Unsettled (no three successive orders agree), the smallest level of order 2 or more is
+    returned: an upper bound, since the differences of a smooth part only shrink with the
+    order while noise's do not. None when the values are all zero or not finite.
+    """
     levels: list[float] = []
     signs: list[bool] = []
     d = np.asarray(values, dtype=np.float64)
@@ -100,53 +112,69 @@ def noise_level(values: FloatArray) -> float | None:
         window = levels[j : j + 3]
         low = min(window)
         if low > 0 and max(window) <= 4.0 * low and signs[j]:
-            return levels[j]
-    return None
+            return levels[j], True
+    return min(levels[1:]), False
 
 
 def measure_noise(ev: Evaluator, work: FloatArray, f0: float, rng: np.random.Generator) -> Noise:
     """Probe the loss along one random direction and return its noise.
 
-    Starts with moves of 1e-6 relative and grows them 100-fold while the loss does not change
-    at all; shrinks them when the loss leaves its domain. At most ``2 * HALF`` evaluations per
-    move size tried; usually one size suffices.
+    A window of moves of 1e-6 of each coordinate's size; one where the loss does not change
+    moves on to larger moves, one that leaves the loss's domain to smaller ones. Where that
+    finds float64's rounding, a second window at the difference steps' scale looks for a float32
+    part that the first moved too little to change (a float32 data term plus a float64
+    penalty): if it settles at float32's level, that level counts. ``2 * POINTS`` evaluations
+    where the loss behaves.
     """
     if work.size == 0:
         return Noise(_floor(abs(f0)), abs(f0), EPS64, "float64")
-    u = probe_direction(work, rng)
+    noise, scale = _window(ev, work, f0, probe_direction(work, rng), abs(f0))
+    if noise is None or (noise[1] and _precision(_eps(noise[0], scale)) == "float64"):
+        second, scale2 = _window(ev, work, f0, probe_direction(work, rng, True), scale, (1e-6,))
+        if second is not None and second[1] and _precision(_eps(second[0], scale2)) == "float32":
+            noise, scale = second, scale2
+    if noise is None:  # not measured: rounding at float64's precision of the values seen
+        return Noise(_floor(scale), scale, EPS64, "float64", "flat")
+    level = max(noise[0], _floor(scale))
+    eps = _eps(level, scale)
+    return Noise(level, scale, eps, _precision(eps), None if noise[1] else "unsettled")
 
-    def pairs_of(delta: float) -> list[tuple[FloatArray, float]]:
-        return [(u, s * delta) for s in range(-HALF, HALF + 1) if s]
 
-    cause = "flat"
-    scale = abs(f0)
-    deltas = list(DELTAS)
+def _eps(level: float, scale: float) -> float:
+    return max(EPS64, 3.0 * level / scale) if scale > 0 else EPS64
+
+
+def _window(
+    ev: Evaluator,
+    work: FloatArray,
+    f0: float,
+    u: FloatArray,
+    scale: float,
+    deltas: tuple[float, ...] = DELTAS,
+) -> tuple[tuple[float, bool] | None, float]:
+    """The noise level along ``u`` and whether it settled (see :func:`noise_level`), trying
+    the moves ``deltas`` in turn; and the largest ``|f|`` seen."""
+    todo = list(deltas)
+    bounds: list[float] = []
     tried = 0
-    while deltas and tried < 4:
-        delta = deltas.pop(0)
+    while todo and tried < 4:
+        delta = todo.pop(0)
         tried += 1
-        vals = ev.along(work, pairs_of(delta))
+        vals = ev.along(work, [(u, s * delta) for s in range(1, POINTS + 1)])
         if not np.isfinite(vals).all():
-            cause = "domain"
             if delta > 1e-10:
-                deltas = [delta * 1e-3]
+                todo.insert(0, delta * 1e-3)
             continue
-        series = np.concatenate((vals[:HALF], [f0], vals[HALF:]))
-        scale = max(scale, float(np.max(np.abs(series))))
-        if np.unique(series).size <= 2:
-            cause = "flat"
+        scale = max(scale, float(np.max(np.abs(vals))))
+        found = noise_level(vals) if np.unique(vals).size > 2 else None
+        if found is None:
             continue
-        level = noise_level(series)
-        if level is None:
-            cause = "unsettled"
-            if delta > 1e-9:
-                deltas = [delta * 1e-2]
-            continue
-        level = max(level, _floor(scale))
-        eps = max(EPS64, 3.0 * level / scale) if scale > 0 else EPS64
-        return Noise(level, scale, eps, _precision(eps), None, delta)
-    # Not measured: fall back to rounding at float64's precision of the values seen.
-    return Noise(_floor(scale), scale, EPS64, "float64", cause, 0.0)
+        if found[1]:
+            return found, scale
+        bounds.append(found[0])
+        if delta > 1e-9:
+            todo.insert(0, delta * 1e-2)
+    return ((min(bounds), False) if bounds else None), scale
 
 
 def _floor(scale: float) -> float:
