@@ -56,6 +56,8 @@ class TestConfirmedMismatch:
         assert r.relative_error < 1e-5  # the global measure alone would pass it
         assert r.verdict == "mismatch"
         assert r.failed
+        assert r.criterion == "coordinate"  # the report names the criterion that failed
+        assert "failed on the coordinate criterion" in r.summary()
         assert r.mismatched == ((1234,),)
         assert r.worst[0].index == (1234,)
         assert "confirmed" in r.summary()
@@ -414,3 +416,240 @@ class TestVerdictLaws:
         bad = vg.check_gradient(loss, x, bad_grad)
         assert bad.verdict == "mismatch", bad.summary()
         assert (k,) in bad.mismatched
+
+
+# -- issue 10: verdicts that hold up in real training ------------------------------------------
+
+A20 = np.random.default_rng(11).normal(size=(60, 20))
+
+
+def _no_warnings(fn, *args):  # type: ignore[no-untyped-def]
+    """Call ``fn`` and return (value, the verigrad warnings it emitted)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = fn(*args)
+    return value, [w for w in caught if issubclass(w.category, vg.VerigradWarning)]
+
+
+class TestStationaryPoints:
+    def test_exact_zero_loss_with_a_zero_gradient_passes(self) -> None:
+        """Least squares at the true weights of noise-free data (loss 0) is not a mismatch."""
+        w = np.random.default_rng(1).normal(size=20)
+        b = A20 @ w
+
+        def loss(v: np.ndarray) -> float:
+            r = A20 @ v - b
+            return float(r @ r)
+
+        r = vg.check_gradient(loss, w, 2 * (A20 @ w - b) @ A20)
+        assert r.passed
+        wrong = 2 * (A20 @ w - b) @ A20
+        wrong[3] += 1e-6
+        assert vg.check_gradient(loss, w, wrong).verdict == "mismatch"
+
+    def test_kl_of_a_distribution_with_itself_passes(self) -> None:
+        """KL(p || q) at q = p (exactly 0) with its exact gradient passes."""
+        p = np.random.default_rng(2).dirichlet(np.ones(30))
+
+        def kl(q: np.ndarray) -> float:
+            return float(np.sum(p * np.log(p / q)))
+
+        assert vg.check_gradient(kl, p.copy(), -p / p).passed
+
+    def test_converged_logistic_regression_bug_is_caught(self) -> None:
+        """A 1 % error on one coordinate of a gradient shrunk a millionfold still raises."""
+        rng = np.random.default_rng(3)
+        X, y = rng.normal(size=(200, 10)), rng.integers(0, 2, 200).astype(float)
+
+        def loss(w: np.ndarray) -> float:
+            z = X @ w
+            return float(np.mean(np.logaddexp(0.0, z) - y * z) + 0.05 * w @ w)
+
+        def grad(w: np.ndarray) -> np.ndarray:
+            return np.asarray(X.T @ (1 / (1 + np.exp(-X @ w)) - y) / len(y) + 0.1 * w)
+
+        w = np.zeros(10)
+        start = np.linalg.norm(grad(w))
+        while np.linalg.norm(grad(w)) > 1e-6 * start:  # gradient descent, a millionfold down
+            w -= 0.5 * grad(w)
+        g = grad(w)
+        assert vg.check_gradient(loss, w, g).passed
+        wrong = g.copy()
+        k = int(np.argmax(np.abs(g)))
+        wrong[k] *= 1.01
+        assert vg.check_gradient(loss, w, wrong).verdict == "mismatch"
+
+    def test_stationary_check_under_the_decorator_is_quiet(self) -> None:
+        """A pass on absolute agreement logs at info, with its resolution, and never warns."""
+        rng = np.random.default_rng(0)
+        b = rng.normal(size=60)
+        w = np.linalg.lstsq(A20, b, rcond=None)[0]
+
+        def loss(v: np.ndarray) -> float:
+            r = A20 @ v - b
+            return float(r @ r / 2)
+
+        grad = vg.verified_gradient(loss=loss, mode="debug")(lambda v: (A20 @ v - b) @ A20)
+        with capture_logs() as logs:
+            _, warned = _no_warnings(grad, w)
+        assert not warned
+        assert logs[0]["log_level"] == "info"
+        assert logs[0]["agreement"] == "absolute"
+        assert logs[0]["resolution"] > 0.0
+        assert logs[0]["cause"] == "resolution"
+
+
+class TestPrecisionEverywhere:
+    def test_mixed_precision_passes_and_bugs_fail(self) -> None:
+        """A float32 data term plus a float64 penalty passes when right, fails when wrong."""
+        a32 = A20.astype(np.float32)
+        b32 = np.random.default_rng(4).normal(size=60).astype(np.float32)
+
+        def loss(v: np.ndarray) -> float:
+            r = a32 @ v.astype(np.float32) - b32
+            return float(np.float32(0.5) * np.mean(r * r, dtype=np.float32)) + 0.5 * float(v @ v)
+
+        def grad(v: np.ndarray) -> np.ndarray:
+            r = a32 @ v.astype(np.float32) - b32
+            return (a32.T @ r / np.float32(60)).astype(np.float64) + v
+
+        for scale in (1.0, 0.01):
+            w = scale * np.random.default_rng(5).normal(size=20)
+            r = vg.check_gradient(loss, w, grad)
+            assert r.passed, r.summary()
+            assert r.precision == "float32"
+            wrong = grad(w)
+            wrong[7] = -wrong[7]
+            assert vg.check_gradient(loss, w, wrong).verdict == "mismatch"
+
+    def test_float32_loss_past_the_full_check_size(self) -> None:
+        """A float32 loss of 2,500 parameters passes with its exact gradient (5 seeds)."""
+        a = np.random.default_rng(6).uniform(0.5, 2.0, 2500).astype(np.float32)
+        x = np.random.default_rng(7).normal(size=2500)
+
+        def loss(v: np.ndarray) -> float:
+            v32 = v.astype(np.float32)
+            return float(np.sum(a * v32 * v32, dtype=np.float32))
+
+        g = 2 * a.astype(np.float64) * x.astype(np.float32).astype(np.float64)
+        for seed in range(5):
+            r = vg.check_gradient(loss, x, g, seed=seed)
+            assert r.passed, r.summary()
+            assert r.strategy is not None
+            assert r.precision == "float32"
+
+    def test_a_loss_that_does_not_change_never_confirms_zero(self) -> None:
+        """A loss quantised far coarser than the step is 'flat', never a mismatch."""
+        r = vg.check_gradient(lambda v: float(np.round(np.sum(v * v), 1)), Y, 2 * Y)
+        assert r.verdict in ("inconclusive", "pass")
+        assert not r.failed
+
+
+class TestDomainBoundaries:
+    @pytest.mark.parametrize(
+        ("loss", "grad", "x"),
+        [
+            (lambda v: float(np.sum(np.sqrt(v))), lambda v: 0.5 / np.sqrt(v), 1e-12),
+            (lambda v: float(np.sum(v * np.log(v))), lambda v: np.log(v) + 1.0, 1e-7),
+        ],
+        ids=["sqrt", "xlogx"],
+    )
+    def test_positive_parameter_near_zero(self, loss, grad, x) -> None:  # type: ignore[no-untyped-def]
+        """The stencil stays inside the domain: a pass, the cause named, bugs still caught."""
+        v = np.array([x, 3 * x, 0.5, 2.0])
+        r = vg.check_gradient(loss, v, grad)
+        assert r.passed, r.summary()
+        assert r.cause == "domain"
+        wrong = grad(v)
+        wrong[0] = -wrong[0]
+        assert vg.check_gradient(loss, v, wrong).verdict == "mismatch"
+
+    def test_gaussian_nll_with_a_tiny_variance_under_the_decorator(self) -> None:
+        """A variance of 1.3e-6 does not make the decorator raise on a correct gradient."""
+        y = np.random.default_rng(8).normal(size=50) * 1e-3
+
+        def nll(theta: np.ndarray) -> float:
+            mu, var = theta
+            return float(np.mean(0.5 * np.log(var) + (y - mu) ** 2 / (2 * var)))
+
+        def grad(theta: np.ndarray) -> np.ndarray:
+            mu, var = theta
+            return np.array(
+                [np.mean(-(y - mu) / var), np.mean(0.5 / var - (y - mu) ** 2 / (2 * var**2))]
+            )
+
+        checked = vg.verified_gradient(loss=nll, mode="debug")(grad)
+        _, warned = _no_warnings(checked, np.array([0.0, 1.3e-6]))
+        assert not warned
+        assert checked.verigrad.stats.failures == 0
+
+    def test_nan_at_x_itself_still_fails(self) -> None:
+        """'nonfinite' is kept for the loss being NaN at x itself."""
+        r = vg.check_gradient(lambda v: float(np.sum(np.log(v))), np.array([0.0, 1.0]), [1.0, 1.0])
+        assert r.verdict == "nonfinite"
+
+
+class TestAliasing:
+    def test_identity_cache_is_recognised(self) -> None:
+        """A loss that caches by the identity of its input passes, and the report says why."""
+
+        class Cached:
+            def __init__(self) -> None:
+                self.last: np.ndarray | None = None
+                self.value = 0.0
+
+            def __call__(self, v: np.ndarray) -> float:
+                if v is self.last:
+                    return self.value
+                self.last, self.value = v, float(np.sum(v**2))
+                return self.value
+
+        r = vg.check_gradient(Cached(), Y, 2 * Y)
+        assert r.passed, r.summary()
+        assert any("cache by identity" in note for note in r.notes)
+
+    def test_loss_that_writes_into_its_input_is_recognised(self) -> None:
+        """A loss that scribbles on its input passes, and the report says why."""
+
+        def scribbling(v: np.ndarray) -> float:
+            value = float(np.sum(v**2))
+            v *= 0.5
+            return value
+
+        x = Y.copy()
+        r = vg.check_gradient(scribbling, x, 2 * Y)
+        assert r.passed, r.summary()
+        assert any("writes into the array" in note for note in r.notes)
+        np.testing.assert_array_equal(x, Y)
+
+
+class TestKinksAlongDirections:
+    def test_l1_past_the_full_check_size_is_never_a_mismatch(self) -> None:
+        """An L1 model with 3,000 parameters, half of them at 0, never fails (5 seeds)."""
+        rng = np.random.default_rng(9)
+        a = rng.normal(size=(40, 3000)) / 40
+        b = rng.normal(size=40)
+        x = rng.normal(size=3000)
+        x[::2] = 0.0
+
+        def loss(v: np.ndarray) -> float:
+            r = a @ v - b
+            return float(r @ r + 0.1 * np.abs(v).sum())
+
+        g = 2 * (a @ x - b) @ a + 0.1 * np.sign(x)
+        for seed in range(5):
+            r = vg.check_gradient(loss, x, g, seed=seed)
+            assert not r.failed, r.summary()
+
+
+class TestEvent:
+    def test_event_says_how_the_check_was_decided(self) -> None:
+        """The log event carries agreement, resolution, and for failures the criterion."""
+        good = vg.check_gradient(lambda v: float(np.sum(v**2)), Y, 2 * Y).to_event()
+        assert good["agreement"] == "relative"
+        assert good["resolution"] > 0.0
+        bad = vg.check_gradient(lambda v: float(np.sum(v**2)), Y, -2 * Y).to_event()
+        assert bad["criterion"] == "relative"
+        assert "agreement" not in bad

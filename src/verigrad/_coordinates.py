@@ -48,6 +48,8 @@ class Coordinates:
     causes: dict[int, str] = field(default_factory=dict)
     #: coordinates whose stencil was moved to stay inside the loss's domain
     adapted: set[int] = field(default_factory=set)
+    #: coordinates a narrower stencil cleared of a kink that the first one straddled
+    narrowed: set[int] = field(default_factory=set)
     #: the analytical gradient's own rounding, per coordinate (see :func:`allowance`)
     allowance: FloatArray | None = None
 
@@ -126,7 +128,7 @@ def _evaluate(
         fp, fm = vals[:, 0], vals[:, 1]
         # The length on which the coordinate curves, as the step rule assumed it: max(|x_i|, 1)
         # for the usual steps, |x_i| for steps shrunk to stay inside the loss's domain.
-        scale = steps / noise.eps**s.step_exponent if s.step_exponent else steps
+        scale = steps / noise.step_eps**s.step_exponent if s.step_exponent else steps
         with np.errstate(invalid="ignore", over="ignore"):
             # Truncation h^2 f'''/6, with f''' guessed from the stencil's f'' over the
             # coordinate's scale; a measured figure replaces it where the check looks closer.
@@ -263,7 +265,10 @@ def examine(
     if kinky.size:
         _narrow(ev, work, f0, c, analytical, noise, threshold, kinky)
     settled = ("domain", "kink", "kink-bad")
-    todo = np.asarray([i for i in candidates if c.labels.get(int(i)) not in settled], dtype=np.intp)
+    todo = np.asarray(
+        [i for i in candidates if c.labels.get(int(i)) not in settled and i not in c.narrowed],
+        dtype=np.intp,
+    )
     if todo.size == 0:
         return
     a = analytical.reshape(-1)
@@ -390,9 +395,11 @@ def _narrow(
     verdicts = refine(a, f0, wide, narrow, level, threshold)
     labels = np.array(verdicts.labels)
     values, errors = verdicts.values, verdicts.errors
-    redo = np.flatnonzero(labels == "noisy")
+    redo = np.flatnonzero((labels == "noisy") | (labels == "kink-bad"))
     if redo.size:
-        # Curvature on a scale below the step: narrow once more while undecided.
+        # Curvature on a scale below the step: narrow once more while undecided. A gradient
+        # outside the one-sided slopes must stay outside at the narrower step too: with many
+        # kinks about (a ReLU network) a second one may sit inside the first narrow stencil.
         prev = (narrow[0][redo], narrow[1][redo], narrow[2][redo], narrow[3][redo])
         vals2, offs2 = ev.shifted(work, where[redo].tolist(), prev[2].tolist(), (0.125, -0.125))
         again = refine(
@@ -405,7 +412,13 @@ def _narrow(
         )
         labels[redo] = again.labels
         values[redo], errors[redo] = again.values, again.errors
+    wide_values = c.values[where].copy()
     for k, i in enumerate(where.tolist()):
         c.labels[i] = str(labels[k])
         if labels[k] in ("kink", "kink-bad", "ok", "bad") and np.isfinite(values[k]):
             c.values[i], c.errors[i] = values[k], max(errors[k], 0.0)
+        rounding = level[k] / (abs(h[k]) / 8.0)  # the narrow estimate's own rounding
+        if labels[k] == "ok" and abs(wide_values[k] - values[k]) > MARGIN * rounding:
+            # The narrow stencil disagrees with the first one and agrees with the gradient: a
+            # kink lies between them. Wider second looks would only straddle it again.
+            c.narrowed.add(i)

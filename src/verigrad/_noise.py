@@ -61,6 +61,14 @@ class Noise:
     delta: float = 0.0
 
     @property
+    def step_eps(self) -> float:
+        """The precision the first difference steps follow: the measured one for a float32
+        loss; float64's otherwise. A scatter between the two may come from kinks crossed by
+        the probe (a ReLU network) rather than noise, and larger steps would cross more; the
+        sharper second looks follow the measured scatter."""
+        return self.eps if self.precision == "float32" else EPS64
+
+    @property
     def relative(self) -> float:
         return self.level / self.scale if self.scale > 0 else 0.0
 
@@ -123,16 +131,27 @@ def measure_noise(ev: Evaluator, work: FloatArray, f0: float, rng: np.random.Gen
     moves on to larger moves, one that leaves the loss's domain to smaller ones. Where that
     finds float64's rounding, a second window at the difference steps' scale looks for a float32
     part that the first moved too little to change (a float32 data term plus a float64
-    penalty): if it settles at float32's level, that level counts. ``2 * POINTS`` evaluations
-    where the loss behaves.
+    penalty): if it settles at float32's level, and again at moves ten times larger along another
+    direction (kinks crossed in passing scatter in proportion to the move, rounding does not),
+    that level counts. ``2 * POINTS`` evaluations for a smooth float64 loss.
     """
     if work.size == 0:
         return Noise(_floor(abs(f0)), abs(f0), EPS64, "float64")
     noise, scale = _window(ev, work, f0, probe_direction(work, rng), abs(f0))
     if noise is None or (noise[1] and _precision(_eps(noise[0], scale)) == "float64"):
-        second, scale2 = _window(ev, work, f0, probe_direction(work, rng, True), scale, (1e-6,))
-        if second is not None and second[1] and _precision(_eps(second[0], scale2)) == "float32":
-            noise, scale = second, scale2
+        # A float32 part scatters by the same amount whatever the move; kinks crossed by the
+        # larger moves (a ReLU network) scatter in proportion to the move: the level must hold
+        # at moves ten times apart, along two directions.
+        # A window may also cross a kink in passing (a ReLU network) and take its spike for
+        # noise: float32 must show along every one of three directions.
+        levels = []
+        for move in (1e-6, 1e-6, 1e-5):
+            at, scale = _window(ev, work, f0, probe_direction(work, rng, True), scale, (move,))
+            if at is None or not at[1] or _precision(_eps(at[0], scale)) != "float32":
+                break
+            levels.append(at[0])
+        if len(levels) == 3 and max(levels) <= 4.0 * min(levels):
+            noise = (max(levels), True)
     if noise is None:  # not measured: rounding at float64's precision of the values seen
         return Noise(_floor(scale), scale, EPS64, "float64", "flat")
     level = max(noise[0], _floor(scale))

@@ -65,7 +65,7 @@ def make_plan(config: CheckConfig, size: int) -> Plan:
     """Plan a check of ``size`` coordinates with ``config``."""
     m = config.method
     if m in ("directional", "coordinates") or (m == "auto" and size > AUTO_FULL_MAX):
-        return Plan(m, "table", True, m in ("auto", "directional"))
+        return Plan(m, "central", True, m in ("auto", "directional"))
     if m == "auto":
         return Plan("central", "central", False, False)
     return Plan(m, "central" if m == "complex" else m, False, False)
@@ -224,7 +224,7 @@ def _run(
             s = scheme("richardson")
     if coords is None:
         coords = estimate(
-            ev, work, f0, s, _steps(work, config.epsilon, s, noise.eps), noise, checked
+            ev, work, f0, s, _steps(work, config.epsilon, s, noise.step_eps), noise, checked
         )
     idx = np.arange(work.size, dtype=np.intp) if checked is None else checked
     if _identity_cache(ev, work, coords, idx):
@@ -234,7 +234,7 @@ def _run(
             "cache by identity): each evaluation got its own copy of the point"
         )
         coords = estimate(
-            ev, work, f0, s, _steps(work, config.epsilon, s, noise.eps), noise, checked
+            ev, work, f0, s, _steps(work, config.epsilon, s, noise.step_eps), noise, checked
         )
     eps_a = float(np.finfo(analytical.dtype).eps) if _is_float(analytical) else EPS64
     allow = allowance(coords, work, f0, max(EPS64, eps_a))
