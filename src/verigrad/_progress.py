@@ -14,17 +14,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
-__all__ = ["EVALS_PER_COORDINATE", "estimated_evals", "progress_bar", "tqdm_available"]
-
-#: Loss evaluations per coordinate of the full-check methods.
-EVALS_PER_COORDINATE = {
-    "auto": 2,
-    "central": 2,
-    "forward": 1,
-    "backward": 1,
-    "richardson": 4,
-    "complex": 1,
-}
+__all__ = ["estimated_evals", "progress_bar", "tqdm_available"]
 
 INSTALL_HINT = 'pip install "verigrad[progress]"'
 
@@ -38,10 +28,16 @@ def estimated_evals(method: str, size: int, full_max: int) -> int | None:
     """Loss evaluations of a full check of ``size`` coordinates (before second opinions), or
     None for the checks whose cost does not grow with the size (``auto`` beyond ``full_max``,
     ``directional``, ``coordinates``)."""
+    # Imported here: the pytest plugin imports this module, and must not import numpy.
+    from ._noise import PROBE_EVALS
+    from ._schemes import SCHEMES
+
     if method == "auto" and size > full_max:
         return None
-    per = EVALS_PER_COORDINATE.get(method)
-    return None if per is None else per * size + 2
+    scheme = SCHEMES.get("central" if method == "auto" else method)
+    if scheme is None:
+        return None
+    return scheme.evals_per_coordinate * size + 2 + PROBE_EVALS
 
 
 class Counted:

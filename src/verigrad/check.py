@@ -247,13 +247,13 @@ def _run(
     if f_again != f0 and not (
         math.isfinite(f_again) and abs(f_again - f0) <= 64 * EPS64 * max(abs(f0), abs(f_again))
     ):
-        record.notes.append(
+        return record.nondeterministic(
+            ev,
+            f0,
             f"the loss gave {f0!r} and then {f_again!r} at the same point: it is not a function "
             "of x alone (dropout, sampling, a random batch, hidden state). Fix the seed or the "
-            "batch for the check; this says nothing about the gradient"
+            "batch for the check; this says nothing about the gradient",
         )
-        record.cause = "nondeterminism"
-        return record.finish(ev, f0, verdict="nondeterministic")
     if outcome is not None and outcome.count("domain") == len(outcome.labels) and outcome.labels:
         return record.nonfinite_near(ev, f0)
     seen = coords.values[idx]
@@ -288,13 +288,13 @@ def _run(
         examine(ev, work, f0, coords, grad, noise, threshold, candidates, kinky)
     again = ev.recheck(work)
     if again is not None and math.isfinite(again):
-        record.notes.append(
+        return record.nondeterministic(
+            ev,
+            f0,
             f"the loss returned {again!r} at a point near x where it had returned NaN or inf "
             "before: it is not a function of x alone (hidden state, a race, uninitialised "
-            "memory); this says nothing about the gradient"
+            "memory); this says nothing about the gradient",
         )
-        record.cause = "nondeterminism"
-        return record.finish(ev, f0, verdict="nondeterministic")
     if ev.n_nonfinite:
         record.notes.append(
             f"the loss is NaN or inf at {ev.n_nonfinite} of the points evaluated near x (its "
@@ -427,6 +427,11 @@ class _Record:
 
     def nonfinite(self, ev: Evaluator, f0: float | None, where: str) -> CheckResult:
         return self.finish(ev, f0, where=where)
+
+    def nondeterministic(self, ev: Evaluator, f0: float, why: str) -> CheckResult:
+        self.notes.append(why)
+        self.cause = "nondeterminism"
+        return self.finish(ev, f0, verdict="nondeterministic")
 
     def nonfinite_near(self, ev: Evaluator, f0: float) -> CheckResult:
         return self.finish(ev, f0, where="the loss is not finite near x along a random direction")

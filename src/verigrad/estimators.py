@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ._arrays import loss_value, working_copy
+from ._schemes import SCHEMES
 from ._typing import METHODS, ArrayLike, Epsilon, FloatArray, Method
 from .exceptions import InvalidArgumentError, InvalidTypeError
 
@@ -95,14 +96,7 @@ def step_sizes(x: FloatArray, epsilon: Epsilon, method: str, eps: float = _EPS) 
     for a loss that rounds to float32).
     """
     if epsilon == "auto":
-        if method == "complex":
-            c = 1e-20
-        elif method == "richardson":
-            c = eps**0.2
-        elif method in ("forward", "backward"):
-            c = eps**0.5
-        else:
-            c = eps ** (1.0 / 3.0)
+        c = 1e-20 if method == "complex" else eps ** SCHEMES[method].step_exponent
         steps: FloatArray = c * np.maximum(np.abs(x), 1.0)
         return steps
     return np.full(x.shape, float(epsilon))
@@ -380,10 +374,7 @@ def _shifted_on(
 
 
 _MULTIPLIERS: dict[str, tuple[float, ...]] = {
-    "central": (1.0, -1.0),
-    "forward": (1.0,),
-    "backward": (-1.0,),
-    "richardson": (1.0, -1.0, 2.0, -2.0),
+    name: SCHEMES[name].multipliers for name in ("central", "forward", "backward", "richardson")
 }
 
 
