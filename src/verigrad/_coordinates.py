@@ -393,6 +393,12 @@ def _narrow(
     seen = np.fmax(np.abs(wide[0]), np.abs(wide[1]))
     level = NOISE_BOUND * np.fmax(noise.level, 0.25 * EPS64 * np.nan_to_num(seen))
     verdicts = refine(a, f0, wide, narrow, level, threshold)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        # One-sided gaps: a smooth curve's shrinks eightfold with the step; a kink that the
+        # first stencil straddled and the narrow one does not leaves far less than that.
+        gap1 = np.abs((wide[0] - f0) / h - (f0 - wide[1]) / h)
+        gap2 = np.abs((narrow[0] - f0) / narrow[2] - (narrow[1] - f0) / narrow[3])
+        d2 = (narrow[0] - narrow[1]) / (narrow[2] - narrow[3])
     labels = np.array(verdicts.labels)
     values, errors = verdicts.values, verdicts.errors
     redo = np.flatnonzero((labels == "noisy") | (labels == "kink-bad"))
@@ -418,7 +424,9 @@ def _narrow(
         if labels[k] in ("kink", "kink-bad", "ok", "bad") and np.isfinite(values[k]):
             c.values[i], c.errors[i] = values[k], max(errors[k], 0.0)
         rounding = level[k] / (abs(h[k]) / 8.0)  # the narrow estimate's own rounding
-        if labels[k] == "ok" and abs(wide_values[k] - values[k]) > MARGIN * rounding:
+        between = abs(wide_values[k] - values[k]) > MARGIN * rounding or gap2[k] < 0.02 * gap1[k]
+        if labels[k] == "ok" and between and abs(d2[k] - a[k]) <= MARGIN * rounding:
             # The narrow stencil disagrees with the first one and agrees with the gradient: a
             # kink lies between them. Wider second looks would only straddle it again.
+            c.values[i] = d2[k]
             c.narrowed.add(i)

@@ -188,10 +188,13 @@ def _second_look(
     d = [(vals[2 * k] - vals[2 * k + 1]) / (2.0 * s) for k, s in enumerate(ts)]
     err = [level / s + abs(d[0] - d[1]) for s in ts]
     jump = [abs(fwd[k] - bwd[k]) for k in range(2)]
-    if jump[1] > 0.3 * jump[0] and jump[1] > margin * 2.0 * level / ts[1]:
+    shrink = jump[1] / jump[0] if jump[0] > 0 else 1.0 / 8.0
+    visible = max(jump) > margin * 2.0 * level / ts[1]
+    if visible and not 0.02 <= shrink <= 0.3:
         # The one-sided slopes' gap does not shrink with the step as a smooth curve's does
-        # (eightfold): the stencils cross kinks. Such a direction is left to the coordinates,
-        # which resolve kinks one at a time; it is never evidence of a bug on its own.
+        # (eightfold): it stays (a kink inside both stencils) or all but vanishes (a kink
+        # between them). Such a direction is left to the coordinates, which resolve kinks one
+        # at a time; it is never evidence of a bug on its own.
         return "kink", d[1], err[1]
     corroborated = False
     for k in range(2):
