@@ -1031,7 +1031,9 @@ class TestStats:
         """Counts, the largest error and the last result follow passing and failing checks."""
         bug = {"factor": 1.0}
 
-        @vg.verified_gradient(loss=regression_loss, first=0, every=2, on_failure="log")
+        @vg.verified_gradient(
+            loss=regression_loss, first=0, every=2, sample_rate=0.0, on_failure="log"
+        )
         def grad(beta: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
             return bug["factor"] * regression_grad(beta, X, y)
 
