@@ -18,14 +18,12 @@ from ._evaluate import Evaluator
 from ._noise import EPS64, Noise
 from ._schemes import Scheme, scheme
 from ._typing import FloatArray
-from .compare import refine
+from .compare import MARGIN, refine
 
 __all__ = ["MARGIN", "NOISE_BOUND", "Coordinates", "estimate", "examine", "kink_suspects"]
 
 #: A loss value is trusted to within this many standard deviations of its measured noise.
 NOISE_BOUND = 4.0
-#: How far beyond its own error bar a discrepancy must lie to count as a bug.
-MARGIN = 10.0
 
 
 @dataclass
