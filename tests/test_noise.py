@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+import pytest
+from hypothesis import given
 from hypothesis import strategies as st
 
 from verigrad._evaluate import Evaluator
@@ -100,17 +101,21 @@ class TestCost:
 
 
 class TestNoiseLevel:
-    @settings(max_examples=40, deadline=None)
-    @given(sigma=st.floats(1e-12, 1e-3), seed=st.integers(0, 2**16))
-    def test_white_noise_on_a_smooth_curve_is_found(self, sigma: float, seed: int) -> None:
-        """Gaussian noise of size sigma on a quadratic is measured within a factor of 4."""
+    @pytest.mark.parametrize("sigma", [1e-12, 1e-9, 1e-6, 1e-4])
+    def test_white_noise_on_a_smooth_curve_is_found(self, sigma: float) -> None:
+        """Gaussian noise of size sigma on a smooth curve: over 200 windows (fixed seeds) the
+        estimate's median lies within a factor of 2, and 95 % within a factor of 4."""
         t = np.arange(9.0)
-        values = 1.0 + 1e-3 * t + 1e-5 * t * t
-        values += sigma * np.random.default_rng(seed).normal(size=9)
-        found = noise_level(values)
-        assert found is not None
-        level, _ = found
-        assert sigma / 4 <= level <= 4 * sigma
+        smooth = 1.0 + 1e-3 * t + 1e-5 * t * t
+        ratios = []
+        for seed in range(200):
+            values = smooth + sigma * np.random.default_rng(seed).normal(size=9)
+            found = noise_level(values)
+            assert found is not None
+            ratios.append(found[0] / sigma)
+        r = np.array(ratios)
+        assert 0.5 <= float(np.median(r)) <= 2.0
+        assert np.mean((r >= 0.25) & (r <= 4.0)) >= 0.95
 
     @given(coefficients=st.lists(st.integers(-50, 50), min_size=1, max_size=3))
     def test_an_exact_low_degree_polynomial_has_no_noise(self, coefficients: list[int]) -> None:
