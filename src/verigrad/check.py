@@ -168,44 +168,12 @@ def _run(
             f"first {index}",
         )
 
-    # -- probe: the loss at x, whether it writes into its input, its noise ---------------------
-    pristine = work.copy()
-    f0 = ev.at(work)
-    if not np.array_equal(work, pristine):
-        ev.use_fresh_copies()
-        work[...] = pristine
-        record.notes.append(
-            "the loss writes into the array it is given: each evaluation got its own copy of the "
-            "point (one copy of the parameter per evaluation)"
-        )
-        f0 = ev.at(work)
-    if not math.isfinite(f0):
-        return record.nonfinite(ev, f0, f"the loss at x itself is {f0}")
-    if not np.isfinite(grad).all():
-        if plan.partial:
-            record.strategy = f"{config.method} on {work.size:,} coordinates: not run"
-        return record.finish(ev, f0)
+    probed = _probe(ev, work, grad, record, seed)
+    if isinstance(probed, CheckResult):
+        return probed
+    f0, noise = probed
+    threshold = record.threshold
     rng = np.random.default_rng(seed)
-    # The probe's direction comes from its own fixed-seed generator: the same check gives the
-    # same numbers every time (and serially, in batches or on an executor alike).
-    noise = measure_noise(ev, work, f0, np.random.default_rng(0 if seed is None else seed))
-    record.noise = noise
-    threshold = config.rtol
-    if noise.precision == "float32":
-        # A float32 loss cannot be checked to float64's tolerance: the threshold follows the
-        # best relative accuracy of central differences at its precision.
-        threshold = max(config.rtol, 2.0 * noise.eps ** (2.0 / 3.0))
-        record.notes.append(
-            f"the loss computes in float32 precision (its values scatter by "
-            f"{noise.relative:.0e} of their size): steps and tolerance follow that precision "
-            "(compute the loss in float64 for a sharper check)"
-        )
-    elif noise.precision == "noisy":
-        record.notes.append(
-            f"the loss's values scatter by {noise.relative:.0e} of their size around a smooth "
-            "curve, more than rounding explains: the steps follow that scatter"
-        )
-    record.threshold = threshold
 
     # -- estimate --------------------------------------------------------------------------------
     outcome: DirectionalOutcome | None = None
@@ -237,8 +205,7 @@ def _run(
             ev, work, f0, s, _steps(work, config.epsilon, s, noise.step_eps), noise, checked
         )
     eps_a = float(np.finfo(analytical.dtype).eps) if _is_float(analytical) else EPS64
-    allow = allowance(coords, work, f0, max(EPS64, eps_a))
-    coords.allowance = allow
+    coords.allowance = allowance(coords, work, f0, max(EPS64, eps_a))
     record.coords = coords
     record.checked = checked
 
@@ -256,34 +223,16 @@ def _run(
         )
     if outcome is not None and outcome.count("domain") == len(outcome.labels) and outcome.labels:
         return record.nonfinite_near(ev, f0)
-    seen = coords.values[idx]
-    unresolved_domain = [i for i, lab in coords.labels.items() if lab == "domain"]
-    if not np.isfinite(grad).all() or (
-        not np.isfinite(seen).all() and len(unresolved_domain) < int((~np.isfinite(seen)).sum())
-    ):
-        return record.finish(ev, f0)
+    unresolved_domain = sum(1 for label in coords.labels.values() if label == "domain")
+    if int((~np.isfinite(coords.values[idx])).sum()) > unresolved_domain:
+        return record.finish(ev, f0)  # NaN estimates not explained by a domain edge
 
     # -- examine ---------------------------------------------------------------------------------
     flat_a = grad.reshape(-1)
     _widen_flat(ev, work, f0, coords, flat_a, noise, idx)
     kinky = kink_suspects(coords, f0, noise, flat_a)
     kinky = kinky[np.isin(kinky, idx)]
-    finite = idx[np.isfinite(coords.values[idx])]
-    unexamined = 0
-    candidates = np.empty(0, dtype=np.intp)
-    with np.errstate(over="ignore", invalid="ignore"):
-        diff = np.abs(flat_a[finite] - coords.values[finite])
-        local = threshold * (np.abs(flat_a[finite]) + np.abs(coords.values[finite]))
-        bars = coords.errors[finite] + allow[finite]
-        score = diff / np.maximum(bars, np.finfo(float).tiny)
-    suspicious = (diff > local) & (diff > 0)
-    if _relative_error(coords.values[finite], flat_a[finite]) <= threshold:
-        # The headline passes; a coordinate wrong beyond its own error bar and beyond the
-        # threshold relative to itself still gets a second look (the "coordinate" criterion).
-        suspicious &= score > MARGIN
-    ranked = finite[suspicious][np.argsort(-score[suspicious], kind="stable")]
-    candidates = ranked[:MAX_EXAMINED]
-    unexamined = ranked.size - candidates.size
+    candidates, unexamined = _candidates(coords, flat_a, idx, threshold)
     if candidates.size or kinky.size:
         examine(ev, work, f0, coords, grad, noise, threshold, candidates, kinky)
     again = ev.recheck(work)
@@ -316,6 +265,70 @@ def _run(
         kinks=decision.kinks,
         bad=decision.bad,
     )
+
+
+def _probe(
+    ev: Evaluator, work: FloatArray, grad: FloatArray, record: _Record, seed: Any
+) -> tuple[float, Noise] | CheckResult:
+    """The loss at ``x`` (and whether it writes into its input) and its measured noise; the
+    threshold follows a float32 loss's precision. A result instead when the check ends here."""
+    pristine = work.copy()
+    f0 = ev.at(work)
+    if not np.array_equal(work, pristine):
+        ev.use_fresh_copies()
+        work[...] = pristine
+        record.notes.append(
+            "the loss writes into the array it is given: each evaluation got its own copy of the "
+            "point (one copy of the parameter per evaluation)"
+        )
+        f0 = ev.at(work)
+    if not math.isfinite(f0):
+        return record.nonfinite(ev, f0, f"the loss at x itself is {f0}")
+    if not np.isfinite(grad).all():
+        if record.plan.partial:
+            record.strategy = f"{record.config.method} on {work.size:,} coordinates: not run"
+        return record.finish(ev, f0)
+    # The probe's direction comes from its own fixed-seed generator: the same check gives the
+    # same numbers every time (and serially, in batches or on an executor alike).
+    noise = measure_noise(ev, work, f0, np.random.default_rng(0 if seed is None else seed))
+    record.noise = noise
+    if noise.precision == "float32":
+        # A float32 loss cannot be checked to float64's tolerance: the threshold follows the
+        # best relative accuracy of central differences at its precision.
+        record.threshold = max(record.config.rtol, 2.0 * noise.eps ** (2.0 / 3.0))
+        record.notes.append(
+            f"the loss computes in float32 precision (its values scatter by "
+            f"{noise.relative:.0e} of their size): steps and tolerance follow that precision "
+            "(compute the loss in float64 for a sharper check)"
+        )
+    elif noise.precision == "noisy":
+        record.notes.append(
+            f"the loss's values scatter by {noise.relative:.0e} of their size around a smooth "
+            "curve, more than rounding explains: error bars and second looks follow that scatter"
+        )
+    return f0, noise
+
+
+def _candidates(
+    c: Coordinates, a: FloatArray, idx: np.ndarray, threshold: float
+) -> tuple[np.ndarray, int]:
+    """The coordinates that get a second look, most suspicious first, and how many more would
+    have (beyond ``MAX_EXAMINED``).
+
+    When the relative error fails, every coordinate that fails it relative to itself; when it
+    passes, those wrong beyond their own error bar too (the "coordinate" criterion).
+    """
+    finite = idx[np.isfinite(c.values[idx])]
+    with np.errstate(over="ignore", invalid="ignore"):
+        diff = np.abs(a[finite] - c.values[finite])
+        local = threshold * (np.abs(a[finite]) + np.abs(c.values[finite]))
+        bars = c.errors[finite] + (0.0 if c.allowance is None else c.allowance[finite])
+        score = diff / np.maximum(bars, np.finfo(float).tiny)
+    suspicious = (diff > local) & (diff > 0)
+    if _relative_error(c.values[finite], a[finite]) <= threshold:
+        suspicious &= score > MARGIN
+    ranked = finite[suspicious][np.argsort(-score[suspicious], kind="stable")]
+    return ranked[:MAX_EXAMINED], ranked.size - min(ranked.size, MAX_EXAMINED)
 
 
 def _is_float(value: Any) -> bool:
