@@ -218,6 +218,21 @@ def _stay_inside(
         out.labels[int(i)] = "domain"
 
 
+def own_scale_truncation(c: Coordinates, work: FloatArray, f0: float) -> None:
+    """Near a domain edge (the loss was NaN or inf beside ``x``), a coordinate below 1 likely
+    curves on its own scale (``log``, ``sqrt`` of a positive parameter): its truncation guess
+    uses ``|x_i|`` as that scale rather than 1. The error bars only grow."""
+    flat = np.abs(work.reshape(-1))
+    small = np.flatnonzero((flat > 0.0) & (flat < 1.0) & np.isfinite(c.values))
+    if small.size == 0:
+        return
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        # Four times the leading term: the step is a sizeable fraction of that scale here.
+        guess = 4.0 * np.abs(c.f_plus[small] - 2.0 * f0 + c.f_minus[small]) / (6.0 * flat[small])
+    guess = np.where(np.isfinite(guess), guess, 0.0)
+    c.errors[small] = np.fmax(c.errors[small], guess)
+
+
 def kink_suspects(c: Coordinates, f0: float, noise: Noise, analytical: FloatArray) -> np.ndarray:
     """Flat indices whose one-sided derivatives differ by more than 0.1 %.
 

@@ -21,6 +21,7 @@ from ._coordinates import (
     estimate,
     examine,
     kink_suspects,
+    own_scale_truncation,
 )
 from ._decide import decide
 from ._directional import DirectionalOutcome, directional_check
@@ -204,6 +205,8 @@ def _run(
         coords = estimate(
             ev, work, f0, s, _steps(work, config.epsilon, s, noise.step_eps), noise, checked
         )
+    if ev.n_nonfinite:
+        own_scale_truncation(coords, work, f0)
     eps_a = float(np.finfo(analytical.dtype).eps) if _is_float(analytical) else EPS64
     coords.allowance = allowance(coords, work, f0, max(EPS64, eps_a))
     record.coords = coords
