@@ -524,6 +524,40 @@ class TestPrecisionEverywhere:
             wrong[7] = -wrong[7]
             assert vg.check_gradient(loss, w, wrong).verdict == "mismatch"
 
+    def test_a_small_factor_on_every_coordinate_is_caught_along_the_gradient(self) -> None:
+        """0.1 % on every coordinate of a float32 model: each coordinate agrees within its
+        error bar, their common part along the gradient does not."""
+        a32 = np.random.default_rng(12).normal(size=(200, 300)).astype(np.float32)
+        b32 = np.random.default_rng(13).normal(size=200).astype(np.float32)
+
+        def loss(v: np.ndarray) -> float:
+            r = a32 @ v.astype(np.float32) - b32
+            return float(np.float32(0.5) * np.mean(r * r, dtype=np.float32)) + 0.5 * float(v @ v)
+
+        def grad(v: np.ndarray) -> np.ndarray:
+            r = a32 @ v.astype(np.float32) - b32
+            return (a32.T @ r / np.float32(200)).astype(np.float64) + v
+
+        w = 0.05 * np.random.default_rng(14).normal(size=300)
+        assert vg.check_gradient(loss, w, grad).passed
+        r = vg.check_gradient(loss, w, 1.001 * grad(w))
+        assert r.verdict == "mismatch", r.summary()
+
+    def test_common_part_along_the_gradient_is_judged_as_one(self) -> None:
+        """5,000 coordinates each within their error bar, off by a common factor of 1.001: the
+        component along the gradient is 20x beyond its own bar; random scatter of the same
+        size per coordinate is not."""
+        from verigrad._decide import _along_gradient
+
+        rng = np.random.default_rng(15)
+        a = rng.normal(size=5000)
+        bars = np.full(5000, 3e-3)  # each coordinate's bar: about 3x its 0.1 % discrepancy
+        found = _along_gradient(a / 1.001, a, bars)
+        assert found is not None
+        assert "1.001 x the numerical one" in found
+        scatter = a + 1e-3 * np.abs(a) * rng.choice((-1.0, 1.0), size=5000)
+        assert _along_gradient(scatter, a, bars) is None
+
     def test_float32_loss_past_the_full_check_size(self) -> None:
         """A float32 loss of 2,500 parameters passes with its exact gradient (5 seeds)."""
         a = np.random.default_rng(6).uniform(0.5, 2.0, 2500).astype(np.float32)

@@ -208,6 +208,10 @@ def decide(
             "value) around a smooth curve: it is too noisy here to test the gradient"
         )
         return result("inconclusive", None, "noise")
+    along = _along_gradient(n, a, c.errors[resolved] + _allowance(c, resolved))
+    if along is not None:
+        notes.append(along)
+        return result("mismatch", "relative", None)
     limit = _limit(c, resolved)
     if noise.precision == "float64":
         notes.append(
@@ -253,6 +257,36 @@ def _near_stationary(
         reach = np.where(np.isfinite(curve), curve * move, 0.0)
         small = (np.abs(ar) <= np.maximum(bars, reach)) | ~fails
     return bool(np.all(small))
+
+
+def _allowance(c: Coordinates, resolved: np.ndarray) -> FloatArray | float:
+    return 0.0 if c.allowance is None else c.allowance[resolved]
+
+
+def _along_gradient(n: FloatArray, a: FloatArray, bars: FloatArray) -> str | None:
+    """A discrepancy along the gradient itself (``a = c n`` in every coordinate: a missing or
+    extra factor) beyond the error bars of that one component, or None.
+
+    Each coordinate may agree within its own bar while their common part does not: the
+    component of ``a - n`` along ``a`` has an error bar of ``sqrt(sum (e_i a_i)^2) / ||a||``,
+    about ``sqrt(n)`` times below the bars of single coordinates.
+    """
+    size = norm(a)
+    if n.size < 2 or not 0.0 < size < math.inf:
+        return None
+    unit = a / size
+    with np.errstate(over="ignore", invalid="ignore"):
+        gap = float(np.dot(a - n, unit))
+        bar = norm(bars * unit)
+    if not (math.isfinite(gap) and math.isfinite(bar)) or abs(gap) <= MARGIN * bar:
+        return None
+    factor = size / (size - gap) if size != gap else math.inf
+    return (
+        f"every coordinate agrees within its own error bar, but together they disagree along "
+        f"the gradient itself by {abs(gap):.1e}, {abs(gap) / bar:.0f}x the error bar of that "
+        f"component: the analytical gradient is about {factor:.6g} x the numerical one (a "
+        "missing or extra factor)"
+    )
 
 
 def _limit(c: Coordinates, resolved: np.ndarray) -> str:
