@@ -763,6 +763,12 @@ def check_gradient(
         raise InvalidTypeError(f"seed must be an int or None, not {type(seed).__name__}")
     if not callable(loss):
         raise InvalidTypeError(f"loss must be callable, not {type(loss).__name__}")
+    if callable(x) and not callable(analytical):
+        raise InvalidTypeError(
+            f"x (the second argument) is a function, {_name(x)}, and analytical (the third) is "
+            "not: this looks like scipy.optimize.check_grad's order (func, grad, x0); verigrad "
+            "takes the point second and the gradient third: check_gradient(loss, x, grad)"
+        )
     kw = dict(kwargs or {})
     args = tuple(args)
     function = None
