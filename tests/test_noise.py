@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from verigrad._evaluate import Evaluator
-from verigrad._noise import EPS32, EPS64, measure_noise, noise_level
+from verigrad._noise import EPS32, EPS64, measure_noise, noise_level, spike
 
 X = np.random.default_rng(3).normal(size=50)
 A = np.random.default_rng(4).normal(size=(80, 50))
@@ -126,3 +126,37 @@ class TestNoiseLevel:
         found = noise_level(values)
         assert found is not None
         assert found[0] <= EPS64 * float(np.max(np.abs(values)))
+
+
+class TestKinksCrossedInPassing:
+    """A window that crosses a kink of a piecewise-smooth loss is not read as noise."""
+
+    def test_a_piecewise_quadratic_window_is_a_spike(self) -> None:
+        s = np.arange(1.0, 10.0)
+        smooth = 0.5 + 1e-3 * s + 1e-6 * s**2
+        kinked = smooth + 3e-4 * np.maximum(s - 4.3, 0.0) + 2e-4 * np.maximum(6.6 - s, 0.0)
+        assert spike(kinked)
+        assert not spike(smooth)
+
+    def test_scatter_is_not_a_spike(self) -> None:
+        """Rounding or noise scatters every second difference alike: fewer than 1 window in
+        100 looks kinked."""
+        rng = np.random.default_rng(3)
+        s = np.arange(1.0, 10.0)
+        hits = sum(spike(1.0 + 1e-3 * s + 1e-8 * rng.standard_normal(9)) for _ in range(2000))
+        assert hits < 20
+
+    def test_dense_kinks_leave_a_float64_loss_at_float64(self) -> None:
+        """A sum of 20,000 ReLU hinges in 500 parameters: a probe along a long direction
+        crosses some in passing, yet the level stays at float64's rounding (5 seeds)."""
+        rng = np.random.default_rng(4)
+        a = rng.normal(size=(20000, 500))
+        b = rng.normal(size=20000) * 1e-5
+
+        def loss(v: np.ndarray) -> float:
+            return float(np.maximum(a @ v + b, 0.0).sum() / 2e4 + 0.5 * v @ v)
+
+        x = rng.normal(size=500) * 1e-3
+        for seed in range(5):
+            noise, _ = _measure(loss, x, seed)
+            assert noise.precision == "float64", noise

@@ -677,6 +677,51 @@ class TestKinksAlongDirections:
             r = vg.check_gradient(loss, x, g, seed=seed)
             assert not r.failed, r.summary()
 
+    @staticmethod
+    def _relu_network() -> tuple[object, np.ndarray, np.ndarray]:
+        """A 48-100-1 ReLU regression network (4,900 weights) a few steps into training: a
+        random direction over all weights crosses a kink about every 1e-6."""
+        rng = np.random.default_rng(21)
+        d, h = 48, 100
+        X = rng.normal(size=(200, d))
+        y = np.maximum(X @ rng.normal(size=(d, 8)) / np.sqrt(d), 0.0) @ rng.normal(size=8)
+        y += 0.1 * rng.normal(size=len(y))
+
+        def parts(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            W1, w2 = theta[: d * h].reshape(d, h), theta[d * h :]
+            z = X @ W1
+            return z, w2, (np.maximum(z, 0.0) @ w2 - y) / len(y)
+
+        def loss(theta: np.ndarray) -> float:
+            _, _, r = parts(theta)
+            return float(r @ r) * len(y) / 2
+
+        def grad(theta: np.ndarray) -> np.ndarray:
+            z, w2, r = parts(theta)
+            dz = np.outer(r, w2) * (z > 0)
+            return np.concatenate([(X.T @ dz).reshape(-1), np.maximum(z, 0.0).T @ r])
+
+        theta = np.concatenate([rng.normal(size=d * h) / np.sqrt(d), rng.normal(size=h) / 10])
+        for _ in range(60):
+            theta = theta - 0.05 * grad(theta)
+        return loss, theta, grad(theta)
+
+    def test_relu_network_past_the_full_check_size(self) -> None:
+        """Its exact gradient never fails; a 1 % error on its largest coordinate, millions of
+        times the central-difference error there, is a mismatch at every seed: the directions
+        narrow their stencils until no kink lies inside, instead of giving up on them."""
+        loss, theta, g = self._relu_network()
+        i = int(np.argmax(np.abs(g)))
+        wrong = g.copy()
+        wrong[i] *= 1.01
+        for seed in range(6):
+            ok = vg.check_gradient(loss, theta, g, seed=seed)
+            assert ok.verdict in ("pass", "kink"), ok.summary()
+            bad = vg.check_gradient(loss, theta, wrong, seed=seed)
+            assert bad.verdict == "mismatch", bad.summary()
+            assert bad.noise is not None, bad.summary()
+            assert bad.noise < 1e-12, bad.summary()
+
 
 class TestEvent:
     def test_event_says_how_the_check_was_decided(self) -> None:

@@ -137,7 +137,16 @@ def measure_noise(ev: Evaluator, work: FloatArray, f0: float, rng: np.random.Gen
     """
     if work.size == 0:
         return Noise(_floor(abs(f0)), abs(f0), EPS64, "float64")
-    noise, scale = _window(ev, work, f0, probe_direction(work, rng), abs(f0))
+    u = probe_direction(work, rng)
+    noise, scale, move, kinked = _window(ev, work, f0, u, abs(f0))
+    if kinked and noise is not None and _precision(_eps(noise[0], scale)) == "noisy":
+        # The window crossed a kink in passing (a ReLU network has one every 1e-6 or so along
+        # a long direction) and took its spike for scatter: a window a hundred times shorter
+        # seldom reaches one. (Not for a float32 level: float32's values are quantised, and
+        # their second differences cluster at multiples of one ulp.)
+        shorter, scale, _, _ = _window(ev, work, f0, u, scale, (move / 100.0,))
+        if shorter is not None and shorter[1] and shorter[0] < 0.25 * noise[0]:
+            noise = shorter
     if noise is None or (noise[1] and _precision(_eps(noise[0], scale)) == "float64"):
         # A float32 part scatters by the same amount whatever the move; kinks crossed by the
         # larger moves (a ReLU network) scatter in proportion to the move: the level must hold
@@ -146,7 +155,9 @@ def measure_noise(ev: Evaluator, work: FloatArray, f0: float, rng: np.random.Gen
         # noise: float32 must show along every one of three directions.
         levels = []
         for move in (1e-6, 1e-6, 1e-5):
-            at, scale = _window(ev, work, f0, probe_direction(work, rng, True), scale, (move,))
+            at, scale, _, _ = _window(
+                ev, work, f0, probe_direction(work, rng, True), scale, (move,)
+            )
             if at is None or not at[1] or _precision(_eps(at[0], scale)) != "float32":
                 break
             levels.append(at[0])
@@ -170,9 +181,10 @@ def _window(
     u: FloatArray,
     scale: float,
     deltas: tuple[float, ...] = DELTAS,
-) -> tuple[tuple[float, bool] | None, float]:
+) -> tuple[tuple[float, bool] | None, float, float, bool]:
     """The noise level along ``u`` and whether it settled (see :func:`noise_level`), trying
-    the moves ``deltas`` in turn; and the largest ``|f|`` seen."""
+    the moves ``deltas`` in turn; the largest ``|f|`` seen; the last move tried; and whether
+    the settled window's scatter is one spike (see :func:`spike`)."""
     todo = list(deltas)
     bounds: list[float] = []
     tried = 0
@@ -189,11 +201,29 @@ def _window(
         if found is None:
             continue
         if found[1]:
-            return found, scale
+            return found, scale, delta, spike(vals)
         bounds.append(found[0])
         if delta > 1e-9:
             todo.insert(0, delta * 1e-2)
-    return ((min(bounds), False) if bounds else None), scale
+    return ((min(bounds), False) if bounds else None), scale, delta, False
+
+
+def spike(values: FloatArray) -> bool:
+    """Whether ``values`` look like a smooth curve broken by kinks: at least three of their
+    second differences agree closely (a piecewise-quadratic curve's are equal between kinks)
+    while another is far off (a slope jump crossed between two points). Rounding and noise
+    scatter every second difference alike, with no such cluster."""
+    v = np.asarray(values, dtype=np.float64)
+    d2 = np.diff(v, 2)
+    if d2.size < 4:
+        return False
+    floor = 8.0 * EPS64 * float(np.max(np.abs(v)))
+    for c in d2:
+        off = np.abs(d2 - c)
+        tol = 0.01 * abs(float(c)) + floor
+        if np.count_nonzero(off <= tol) >= 3 and bool(np.any(off > 30.0 * tol)):
+            return True
+    return False
 
 
 def _floor(scale: float) -> float:
