@@ -117,11 +117,12 @@ class TestSummarise:
         with log.open(encoding="utf-8") as lines:
             events, skipped = read_events(lines)
         summary = summarise(events, skipped)
-        assert summary.checks == len(captured) == 10
-        assert summary.failures == 2
+        failed = sum(not e["passed"] for e in captured)
+        assert summary.checks == len(captured) >= 8
+        assert summary.failures == failed == 2
         assert summary.undecided == 0
         assert summary.skipped == 2
-        assert summary.verdicts == {"pass": 8, "mismatch": 2}
+        assert summary.verdicts == {"pass": len(captured) - 2, "mismatch": 2}
         by_name = {f.function: f for f in summary.functions}
         assert set(by_name) == {"good_grad", "bad_grad"}
         assert by_name["good_grad"].failures == 0
@@ -146,11 +147,11 @@ class TestSummarise:
     def test_to_dict_is_json(self, tmp_path: Path) -> None:
         """The JSON form round-trips through json and keeps the counts."""
         log = tmp_path / "train.jsonl"
-        write_log(log)
+        captured = write_log(log)
         with log.open(encoding="utf-8") as lines:
             summary = summarise(*read_events(lines))
         data = json.loads(json.dumps(summary.to_dict()))
-        assert data["checks"] == 10
+        assert data["checks"] == len(captured)
         assert data["functions"]["bad_grad"]["failures"] == 2
 
 
@@ -161,11 +162,11 @@ class TestFormatSummary:
     def test_report_text(self, tmp_path: Path) -> None:
         """The report states the totals, verdict counts, one row per function, the failures."""
         log = tmp_path / "train.jsonl"
-        write_log(log)
+        n = len(write_log(log))
         with log.open(encoding="utf-8") as lines:
             text = format_summary(summarise(*read_events(lines)))
-        assert text.startswith("10 gradient checks of 2 functions: 2 failed, 0 undecided")
-        assert "verdicts: pass 8, mismatch 2" in text
-        assert "failed checks:" in text
+        assert text.startswith(f"{n} gradient checks of 2 functions: 2 failed, 0 undecided")
+        assert f"verdicts: pass {n - 2}, mismatch 2" in text
+        assert "failed checks, by explanation:" in text
         assert "bad_grad call 14 at [" in text
         assert sum(line.startswith(("good_grad", "bad_grad")) for line in text.splitlines()) == 2

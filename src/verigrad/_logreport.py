@@ -3,31 +3,45 @@
 Accepts structlog's ``JSONRenderer`` output (the event name under ``"event"``), standard
 ``logging`` JSON formatters that put it under ``"message"`` or ``"msg"`` (with the fields next to
 it, or with the structlog JSON nested as a string), and lines with a text prefix before the JSON
-(``INFO:verigrad:{...}``). Every other line is counted and skipped.
+(``INFO:verigrad:{...}``), several events on one line (processes appending to one file), text
+after an event, and NUL bytes (a file padded after a crash). Other lines are counted and
+skipped, except those that name ``gradient_check`` but cannot be read: they are listed as
+:class:`Unreadable`, because a failed check may be among them. Pathological lines (nesting
+too deep for the parser, lines over :data:`MAX_LINE` characters) are unreadable lines too,
+never an exception.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._typing import FAILURES
 
 __all__ = [
     "CheckEvent",
+    "FailureGroup",
     "FunctionSummary",
+    "LogReading",
     "LogSummary",
+    "Unreadable",
     "format_summary",
     "parse_line",
     "read_events",
+    "read_log",
     "summarise",
 ]
 
 EVENT = "gradient_check"
+#: Lines longer than this many characters are not parsed (an event is a few kB at most).
+MAX_LINE = 1 << 20
+#: JSON values tried per line before the rest of the line is given up as unreadable.
+MAX_VALUES_PER_LINE = 64
 UNDECIDED = ("inconclusive", "nondeterministic")
 UNKNOWN_FUNCTION = "<unknown>"
 
@@ -66,6 +80,45 @@ class CheckEvent:
         """True for the verdicts that could not decide: inconclusive, nondeterministic."""
         return self.verdict in UNDECIDED
 
+    @property
+    def explanation(self) -> str:
+        """The check's explanation as logged ("" when none was)."""
+        value = self.fields.get("explanation")
+        return value if isinstance(value, str) else ""
+
+    @property
+    def hint(self) -> str:
+        """The check's hint: as logged when the event carries one, else read from the logged
+        worst coordinate, else a pointer to the verdict's meaning ("" for passes)."""
+        value = self.fields.get("hint")
+        if isinstance(value, str) and value:
+            return value
+        if not self.failed:
+            return ""
+        return _hint_from_fields(self.verdict, self.fields)
+
+
+def _hint_from_fields(verdict: str, fields: dict[str, Any]) -> str:
+    if verdict == "nonfinite":
+        return "a NaN or inf never passes a check: look for log(0), 0/0, overflow or an unset value"
+    a, n = _number(fields.get("worst_analytical")), _number(fields.get("worst_numerical"))
+    where = fields.get("worst_leaf") or fields.get("worst_index")
+    at = f" at {where}" if where is not None else ""
+    if math.isfinite(a) and math.isfinite(n) and n != 0.0:
+        c = a / n
+        if a == 0.0:
+            return f"the analytical gradient is 0{at} where the loss changes: a missing term?"
+        if abs(c + 1.0) < 1e-3:
+            return f"analytical = -numerical{at}: a flipped sign?"
+        if abs(abs(c) - round(abs(c))) < 1e-3 and round(abs(c)) >= 2:
+            return f"analytical = {c:.4g} x numerical{at}: an extra factor?"
+        if abs(c) < 1 and abs(1 / abs(c) - round(1 / abs(c))) < 1e-3:
+            return f"analytical = {c:.4g} x numerical{at}: a missing factor of {1 / abs(c):.4g}?"
+    return (
+        "recheck at that point with verigrad check or assert_gradient: result.summary() lists "
+        "the coordinates that disagree"
+    )
+
 
 def _event_dict(record: dict[str, Any]) -> dict[str, Any] | None:
     """The check event's fields if ``record`` is one, in any of the accepted layouts."""
@@ -82,22 +135,89 @@ def _event_dict(record: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+_DECODER = json.JSONDecoder()
+
+
 def _json_object(text: str) -> dict[str, Any] | None:
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
 
 
-def parse_line(text: str) -> dict[str, Any] | None:
-    """The fields of the ``gradient_check`` event on one log line, or None for any other line."""
-    text = text.strip()
-    start = text.find("{")
-    if start < 0:
+class _Scan(NamedTuple):
+    events: list[dict[str, Any]]
+    problem: str | None  # why part of the line that may hold a check could not be read
+
+
+#: Text outside JSON that looks like a check event: structlog's key=value console lines, or a
+#: JSON event cut short (``{"event": "gradient_check", "verd``).
+_LOOKS_LIKE_EVENT = re.compile(
+    r"verdict[\"']?\s*[=:]|[\"']?(?:event|message|msg)[\"']?\s*[=:]\s*[\"']?gradient_check"
+)
+
+
+def _odd_layout(record: Any) -> str | None:
+    """Why a JSON value that is not a readable check event may still hold one, or None."""
+    if not isinstance(record, dict):
         return None
-    record = _json_object(text[start:])
-    return None if record is None else _event_dict(record)
+    for key, value in record.items():
+        if value == EVENT:
+            return f"a JSON object with gradient_check under {key!r}, a layout not read"
+        if isinstance(value, str) and EVENT in value and value.lstrip().startswith("{"):
+            return f"a check event under {key!r} that is not complete JSON"
+    return None
+
+
+def _scan(text: str) -> _Scan:
+    """Every check event among the JSON objects of one line, and what was left unread."""
+    text = text.replace("\x00", "")
+    events: list[dict[str, Any]] = []
+    rest: list[str] = []  # the text outside every JSON value that was read
+    problem: str | None = None
+    broken: str | None = None
+    pos, tries = 0, 0
+    while True:
+        start = text.find("{", pos)
+        if start < 0:
+            rest.append(text[pos:])
+            break
+        if tries == MAX_VALUES_PER_LINE:
+            rest.append(text[pos:])
+            broken = f"more than {MAX_VALUES_PER_LINE} JSON fragments on the line"
+            break
+        tries += 1
+        rest.append(text[pos:start])
+        try:
+            value, end = _DECODER.raw_decode(text, start)
+        except RecursionError:
+            rest.append(text[start:])
+            broken = "JSON nested too deeply to read"
+            break
+        except json.JSONDecodeError as exc:
+            # Not JSON from here (a broken or cut event, a brace in text): skip this brace.
+            rest.append("{")
+            pos = start + 1
+            broken = broken or f"broken JSON ({exc.msg} at column {exc.colno})"
+            continue
+        pos = end
+        fields = _event_dict(value) if isinstance(value, dict) else None
+        if fields is not None:
+            events.append(fields)
+        else:
+            problem = problem or _odd_layout(value)
+    if problem is None:
+        unread = "".join(rest)
+        if EVENT in unread and (broken is not None or _LOOKS_LIKE_EVENT.search(unread)):
+            problem = broken or "a check event that is not JSON (render events as JSON lines)"
+    return _Scan(events, problem)
+
+
+def parse_line(text: str) -> dict[str, Any] | None:
+    """The fields of the first ``gradient_check`` event on one log line, or None if it has none."""
+    events = _scan(text).events
+    return events[0] if events else None
 
 
 def _number(value: Any) -> float:
@@ -125,17 +245,89 @@ def _event(line: int, fields: dict[str, Any]) -> CheckEvent:
     )
 
 
-def read_events(lines: Iterable[str]) -> tuple[list[CheckEvent], int]:
-    """The check events among ``lines``, and how many other lines were skipped."""
-    events: list[CheckEvent] = []
-    skipped = 0
-    for number, text in enumerate(lines, start=1):
-        fields = parse_line(text)
-        if fields is None:
-            skipped += bool(text.strip())
+@dataclass(frozen=True)
+class Unreadable:
+    """A log line that names ``gradient_check`` but could not be read in full.
+
+    Attributes:
+        line: the 1-based line number.
+        reason: what kept it from being read.
+        text: the start of the line, for the report.
+    """
+
+    line: int
+    reason: str
+    text: str
+
+
+class LogReading(NamedTuple):
+    """What :func:`read_log` found: the events, other lines skipped, and unreadable lines."""
+
+    events: list[CheckEvent]
+    skipped: int
+    unreadable: list[Unreadable]
+
+
+def _bounded_lines(lines: Iterable[str]) -> Iterator[tuple[str, bool, bool]]:
+    """Each line, whether it was cut, and whether it names ``gradient_check``. Lines over
+    :data:`MAX_LINE` characters are never held whole when ``lines`` can ``readline``: the
+    rest is only scanned for the event name."""
+    readline = getattr(lines, "readline", None)
+    if readline is None:
+        for text in lines:
+            yield text[:MAX_LINE], len(text) > MAX_LINE, EVENT in text
+        return
+    while True:
+        text = readline(MAX_LINE + 1)
+        if not text:
+            return
+        if len(text) <= MAX_LINE or text.endswith("\n"):
+            yield text, False, EVENT in text
             continue
-        events.append(_event(number, fields))
-    return events, skipped
+        head, tail, named = text, text[-len(EVENT) :], EVENT in text
+        while not text.endswith("\n"):
+            text = readline(MAX_LINE)
+            if not text:
+                break
+            named = named or EVENT in tail + text
+            tail = text[-len(EVENT) :]
+        yield head, True, named
+
+
+def read_log(lines: Iterable[str]) -> LogReading:
+    """The check events among ``lines`` (a file, stdin, or any iterable of lines), how many
+    other non-empty lines were skipped, and the lines that may hold a check but could not be
+    read (any of which may hold a failed check)."""
+    events: list[CheckEvent] = []
+    unreadable: list[Unreadable] = []
+    skipped = 0
+    for number, (text, cut, named) in enumerate(_bounded_lines(lines), start=1):
+        if cut:
+            if named:
+                reason = f"longer than {MAX_LINE:,} characters"
+                unreadable.append(Unreadable(number, reason, _excerpt(text)))
+            else:
+                skipped += 1
+            continue
+        scan = _scan(text) if "{" in text or named else _Scan([], None)
+        events.extend(_event(number, fields) for fields in scan.events)
+        if scan.problem is not None:
+            unreadable.append(Unreadable(number, scan.problem, _excerpt(text)))
+        elif not scan.events:
+            skipped += bool(text.replace("\x00", "").strip())
+    return LogReading(events, skipped, unreadable)
+
+
+def read_events(lines: Iterable[str]) -> tuple[list[CheckEvent], int]:
+    """The check events among ``lines``, and how many other lines were skipped (unreadable
+    lines included; :func:`read_log` tells them apart)."""
+    reading = read_log(lines)
+    return reading.events, reading.skipped + len(reading.unreadable)
+
+
+def _excerpt(text: str, width: int = 80) -> str:
+    text = text.replace("\x00", "").strip()
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 class _Counts:
@@ -184,6 +376,23 @@ class FunctionSummary(_Counts):
 
 
 @dataclass(frozen=True)
+class FailureGroup:
+    """Failed checks that share a verdict, an explanation and a hint.
+
+    Attributes:
+        verdict: their verdict.
+        explanation: their explanation as logged ("" when none was).
+        hint: their hint (see :attr:`CheckEvent.hint`).
+        events: the failed checks, in log order.
+    """
+
+    verdict: str
+    explanation: str
+    hint: str
+    events: tuple[CheckEvent, ...]
+
+
+@dataclass(frozen=True)
 class LogSummary(_Counts):
     """What a training run's log says about its gradient checks.
 
@@ -191,11 +400,29 @@ class LogSummary(_Counts):
         events: every check event, in log order.
         skipped: non-empty lines that were not check events.
         functions: one summary per function, in order of first appearance.
+        unreadable: lines that name ``gradient_check`` but could not be read; any of them may
+            hold a failed check.
     """
 
     events: tuple[CheckEvent, ...]
     skipped: int
     functions: tuple[FunctionSummary, ...]
+    unreadable: tuple[Unreadable, ...] = ()
+
+    @property
+    def suspect(self) -> tuple[Unreadable, ...]:
+        """The unreadable lines that may hold a check (all of them: only such are kept)."""
+        return self.unreadable
+
+    @property
+    def failure_groups(self) -> list[FailureGroup]:
+        """The failed checks grouped by verdict, explanation and hint, largest group first."""
+        groups: dict[tuple[str, str, str], list[CheckEvent]] = {}
+        for e in self.events:
+            if e.failed:
+                groups.setdefault((e.verdict, e.explanation, e.hint), []).append(e)
+        ordered = sorted(groups.items(), key=lambda item: -len(item[1]))
+        return [FailureGroup(v, x, h, tuple(events)) for (v, x, h), events in ordered]
 
     @property
     def verdicts(self) -> dict[str, int]:
@@ -209,7 +436,20 @@ class LogSummary(_Counts):
             "failures": self.failures,
             "undecided": self.undecided,
             "skipped_lines": self.skipped,
+            "unreadable_lines": [
+                {"line": u.line, "reason": u.reason, "text": u.text} for u in self.unreadable
+            ],
             "verdicts": self.verdicts,
+            "failure_groups": [
+                {
+                    "verdict": g.verdict,
+                    "explanation": g.explanation or None,
+                    "hint": g.hint or None,
+                    "checks": len(g.events),
+                    "lines": [e.line for e in g.events],
+                }
+                for g in self.failure_groups
+            ],
             "functions": {
                 f.function: {
                     "checks": f.checks,
@@ -235,7 +475,12 @@ def _severity(event: CheckEvent) -> float:
     return -math.inf if math.isnan(event.relative_error) else event.relative_error
 
 
-def summarise(events: Iterable[CheckEvent], skipped: int = 0, top: int = 3) -> LogSummary:
+def summarise(
+    events: Iterable[CheckEvent],
+    skipped: int = 0,
+    top: int = 3,
+    unreadable: Iterable[Unreadable] = (),
+) -> LogSummary:
     """Group check events by function and pick each function's ``top`` worst checks."""
     all_events = tuple(events)
     by_function: dict[str, list[CheckEvent]] = {}
@@ -250,7 +495,9 @@ def summarise(events: Iterable[CheckEvent], skipped: int = 0, top: int = 3) -> L
         )
         for name, group in by_function.items()
     )
-    return LogSummary(events=all_events, skipped=skipped, functions=functions)
+    return LogSummary(
+        events=all_events, skipped=skipped, functions=functions, unreadable=tuple(unreadable)
+    )
 
 
 def _error_text(value: float) -> str:
@@ -266,7 +513,11 @@ def _where(event: CheckEvent) -> str:
 
 
 def format_summary(summary: LogSummary, max_failures: int = 10) -> str:
-    """A report for a person: totals, verdict counts, a table per function, the failures."""
+    """A report for a person: totals, verdict counts, a table per function, the lines that
+    could not be read, and the failures grouped by explanation, each group with its hint.
+
+    ``max_failures`` bounds the checks listed per group (and the unreadable lines listed).
+    """
     n_functions = len(summary.functions)
     lines = [
         f"{summary.checks} gradient checks of {n_functions} "
@@ -277,9 +528,47 @@ def format_summary(summary: LogSummary, max_failures: int = 10) -> str:
             if summary.skipped
             else ""
         ),
-        "verdicts: " + ", ".join(f"{v} {n}" for v, n in summary.verdicts.items()),
-        "",
     ]
+    if summary.verdicts:
+        lines.append("verdicts: " + ", ".join(f"{v} {n}" for v, n in summary.verdicts.items()))
+    if summary.functions:
+        lines.append("")
+        lines.extend(_function_table(summary))
+    if summary.unreadable:
+        n = len(summary.unreadable)
+        lines += [
+            "",
+            f"{n} line{'s' if n != 1 else ''} name gradient_check but could not be read; "
+            "a failed check may be among them:",
+        ]
+        for u in summary.unreadable[:max_failures]:
+            lines.append(f"  line {u.line}: {u.reason}: {u.text}")
+        if n > max_failures:
+            lines.append(f"  ... and {n - max_failures} more")
+    groups = summary.failure_groups
+    if groups:
+        lines += ["", "failed checks, by explanation:"]
+        for g in groups:
+            errors = [e.relative_error for e in g.events if not math.isnan(e.relative_error)]
+            span = ""
+            if errors:
+                lo, hi = min(errors), max(errors)
+                span = f", relative error {_error_text(lo)}" + (
+                    f" .. {_error_text(hi)}" if hi != lo else ""
+                )
+            n = len(g.events)
+            lines.append(f"  {g.verdict}: {n} check{'s' if n != 1 else ''}{span}")
+            if g.explanation:
+                lines.append(f"    explanation: {g.explanation}")
+            if g.hint:
+                lines.append(f"    hint: {g.hint}")
+            shown = [f"line {e.line} ({e.function} {_where(e)})" for e in g.events[:max_failures]]
+            more = f", ... and {n - max_failures} more" if n > max_failures else ""
+            lines.append(f"    at: {', '.join(shown)}{more}")
+    return "\n".join(lines)
+
+
+def _function_table(summary: LogSummary) -> list[str]:
     head = ("function", "checks", "failed", "undecided", "median error", "worst errors")
     rows = [head]
     for f in summary.functions:
@@ -295,23 +584,8 @@ def format_summary(summary: LogSummary, max_failures: int = 10) -> str:
             )
         )
     widths = [max(len(r[c]) for r in rows) for c in range(len(head) - 1)]
+    out = []
     for r in rows:
         cells = [r[0].ljust(widths[0])] + [r[c].rjust(widths[c]) for c in range(1, len(widths))]
-        lines.append("  ".join([*cells, r[-1]]).rstrip())
-    failed = [e for e in summary.events if e.failed]
-    if failed:
-        lines += ["", "failed checks:"]
-        for e in failed[:max_failures]:
-            text = (
-                f"  line {e.line}: {e.function} {_where(e)}: {e.verdict}, "
-                f"relative error {_error_text(e.relative_error)}"
-            )
-            if not math.isnan(e.threshold):
-                text += f" > {e.threshold:.1e}"
-            explanation = e.fields.get("explanation")
-            if isinstance(explanation, str) and explanation:
-                text += f" ({explanation})"
-            lines.append(text)
-        if len(failed) > max_failures:
-            lines.append(f"  ... and {len(failed) - max_failures} more")
-    return "\n".join(lines)
+        out.append("  ".join([*cells, r[-1]]).rstrip())
+    return out

@@ -20,7 +20,12 @@ from .compare import relative_error
 from .estimators import numerical_gradient, step_sizes
 from .exceptions import InvalidArgumentError
 
-__all__ = ["SweepResult", "format_table", "log_steps", "sweep"]
+__all__ = ["DEFAULT_RTOL", "SweepResult", "disagreement", "format_table", "log_steps", "sweep"]
+
+#: The gradient "disagrees at every step" when even the smallest relative error, over the fixed
+#: steps and the auto steps, is above this. A correct gradient of a float64 loss gets far below
+#: it at the bottom of the V (1e-8 and less); float32 losses reach about 1e-5.
+DEFAULT_RTOL = 1e-3
 
 
 def log_steps(largest: float = 1e-1, smallest: float = 1e-13, per_decade: int = 1) -> FloatArray:
@@ -65,6 +70,7 @@ class SweepResult:
             ``eps**(1/3) * max(|x_i|, 1)``.
         auto_steps: the step ``epsilon="auto"`` takes along each coordinate.
         size: the number of coordinates.
+        threshold: the relative error below which the gradient agrees at a step.
     """
 
     steps: FloatArray
@@ -72,6 +78,22 @@ class SweepResult:
     auto_error: float
     auto_steps: FloatArray
     size: int
+    threshold: float = DEFAULT_RTOL
+
+    @property
+    def smallest_error(self) -> float:
+        """The smallest relative error at any step, the auto steps included (NaN if none)."""
+        values = [float(e) for e in self.errors if math.isfinite(e)]
+        if math.isfinite(self.auto_error):
+            values.append(self.auto_error)
+        return min(values) if values else math.nan
+
+    @property
+    def disagrees(self) -> bool:
+        """True when the gradient disagrees with the loss at every step: even the smallest
+        relative error is above :attr:`threshold` (or no step gave a finite error). No step
+        fixes that: the gradient (or the loss) is wrong."""
+        return not self.smallest_error <= self.threshold
 
     @property
     def auto_step(self) -> float:
@@ -98,6 +120,8 @@ class SweepResult:
             "auto_step_min": float(np.min(self.auto_steps)) if self.auto_steps.size else None,
             "auto_step_max": float(np.max(self.auto_steps)) if self.auto_steps.size else None,
             "auto_relative_error": self.auto_error,
+            "threshold": self.threshold,
+            "disagrees_at_every_step": self.disagrees,
         }
 
 
@@ -106,6 +130,7 @@ def sweep(
     x: Any,
     analytical: Any,
     steps: FloatArray,
+    rtol: float = DEFAULT_RTOL,
 ) -> SweepResult:
     """Compare ``analytical`` with central differences of ``loss`` at each of ``steps``.
 
@@ -114,17 +139,21 @@ def sweep(
         x: the point (an array or anything numpy turns into a real array).
         analytical: the gradient at ``x``, shaped like ``x``.
         steps: the fixed absolute steps to try.
+        rtol: the relative error below which the gradient agrees at a step
+            (:attr:`SweepResult.disagrees`).
 
     Returns:
         A :class:`SweepResult`; it costs ``2 n`` loss evaluations per step, plus ``2 n`` for the
         auto steps.
 
     Raises:
-        InvalidArgumentError: the gradient's shape differs from the point's, or the loss
-            returns a non-scalar.
+        InvalidArgumentError: the gradient's shape differs from the point's, the loss
+            returns a non-scalar, or ``rtol`` is not a positive number.
         InvalidTypeError: the point or the gradient is not real-valued, or the loss returns
             something not a number.
     """
+    if not (isinstance(rtol, (int, float)) and math.isfinite(rtol) and rtol > 0):
+        raise InvalidArgumentError(f"rtol={rtol!r}: must be a positive number")
     point = np.asarray(x, dtype=np.float64)
     grad = np.asarray(analytical)
     if grad.shape != point.shape:
@@ -144,6 +173,7 @@ def sweep(
         auto_error=relative_error(auto, grad),
         auto_steps=step_sizes(point, "auto", "central"),
         size=int(point.size),
+        threshold=float(rtol),
     )
 
 
@@ -161,7 +191,10 @@ def format_table(result: SweepResult) -> str:
         mark = ""
         if i == best:
             mark = "<- smallest"
-        elif best is not None and not math.isnan(err):
+        if result.disagrees and not math.isnan(err):
+            # No V: truncation and rounding do not explain an error this size at every step.
+            mark = f"disagrees{' (smallest)' if i == best else ''}"
+        elif i != best and best is not None and not math.isnan(err):
             mark = "truncation" if i < best else "rounding"
         text = "x + h == x" if math.isnan(err) else f"{err:.2e}"
         rows.append((f"{h:.1e}", text, mark))
@@ -170,5 +203,18 @@ def format_table(result: SweepResult) -> str:
     rows.append((f"auto {auto_label}", f"{result.auto_error:.2e}", 'epsilon="auto"'))
     widths = [max(len(r[c]) for r in rows) for c in range(2)]
     lines = [f"{r[0].rjust(widths[0])}  {r[1].rjust(widths[1])}  {r[2]}".rstrip() for r in rows]
-    lines.insert(1, "-" * (widths[0] + widths[1] + 2 + len("<- smallest") + 2))
+    mark_width = max(len(r[2]) for r in rows)
+    lines.insert(1, "-" * (widths[0] + widths[1] + 2 + mark_width + 2))
     return "\n".join(lines)
+
+
+def disagreement(result: SweepResult, name: str = "the gradient") -> str:
+    """The plain statement for a gradient that disagrees at every step (see
+    :attr:`SweepResult.disagrees`)."""
+    smallest = result.smallest_error
+    size = "no finite error" if math.isnan(smallest) else f"the smallest error is {smallest:.2e}"
+    return (
+        f"{name} disagrees with the loss at every step ({size}, above {result.threshold:.0e}): "
+        "this is a bug in the gradient (or the loss), not a step-size problem; no step fixes it. "
+        "Run 'verigrad check' for the coordinates that disagree and a hint."
+    )

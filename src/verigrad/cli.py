@@ -6,13 +6,23 @@ Subcommands:
 - ``verigrad sweep MODULE:LOSS MODULE:GRAD``: the relative error over a range of step sizes;
 - ``verigrad report LOG.jsonl``: a summary of the ``gradient_check`` events of a training run.
 
-Exit statuses: 0 the check passed (``check``) or no logged check failed (``report``); 1 the
-gradient is wrong (a failing verdict; for ``report``, at least one failed check in the log);
-2 nothing was checked: a usage error, a module or attribute that cannot be found, a point file
-that cannot be read, a loss or gradient that raised (the traceback is printed), an empty log,
-a missing optional dependency; 3 the check could not decide (``inconclusive`` or
-``nondeterministic``: not a gradient bug, but not a pass either). An interrupt gives 130, a
-closed output pipe 141, as the shell reports for those signals.
+Exit statuses (the same for every subcommand; see :data:`EXIT_STATUSES`):
+
+- 0: a check ran and passed (``check``); the gradient agrees at some step (``sweep``); every
+  check event of the log was read, none failed, and at least one passed (``report``);
+- 1: the gradient is wrong: a failing verdict (``check``), disagreement at every step
+  (``sweep``), at least one failed check in the log (``report``). Nothing else exits 1;
+- 2: a usage or input error, and nothing was checked: bad options, a module or attribute that
+  cannot be found, a module that raises or exits while it is imported, a point file that
+  cannot be read, an output path that cannot be written (checked before the check runs), a
+  plot extension that names no format, a loss or gradient that raised (the traceback is
+  printed), a missing optional dependency; for ``report``, no check events, or lines that
+  mention ``gradient_check`` but cannot be read (a failed check may be among them);
+- 3: the check could not decide (``check``: ``inconclusive`` or ``nondeterministic``; not a
+  gradient bug, but not a pass either); for ``report``, no failure but no check passed;
+- 4: verigrad itself failed (an internal error; the traceback is printed: please report it).
+
+An interrupt gives 130, a closed output pipe 141, as the shell reports for those signals.
 """
 
 from __future__ import annotations
@@ -26,6 +36,8 @@ import math
 import os
 import sys
 import traceback
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -40,7 +52,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXIT_FAILED",
+    "EXIT_INTERNAL",
     "EXIT_OK",
+    "EXIT_STATUSES",
     "EXIT_UNDECIDED",
     "EXIT_USAGE",
     "main",
@@ -50,6 +64,18 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNDECIDED = 3
+EXIT_INTERNAL = 4
+
+#: What each exit status means, for ``--help`` and the documentation.
+EXIT_STATUSES: dict[int, str] = {
+    EXIT_OK: "a check ran and passed",
+    EXIT_FAILED: "the gradient is wrong",
+    EXIT_USAGE: "usage or input error: nothing was checked",
+    EXIT_UNDECIDED: "the check could not decide",
+    EXIT_INTERNAL: "internal error in verigrad (please report it)",
+}
+
+_FORMATS_HELP = "the format its extension names: .png, .pdf, .svg, .eps, .jpg, ..."
 
 #: Full checks of at least this many coordinates show a progress bar on a terminal.
 PROGRESS_MIN_SIZE = 1_000
@@ -95,10 +121,21 @@ def _load_path(module: str) -> ModuleType:
     sys.path.insert(0, str(path.parent))
     try:
         spec.loader.exec_module(mod)
+    except SystemExit as exc:
+        del sys.modules[name]
+        raise _exited(module, exc) from None
     except Exception as exc:
         del sys.modules[name]
         raise UserCodeError(f"importing {module} raised", exc) from exc
     return mod
+
+
+def _exited(module: str, exc: SystemExit) -> UsageError:
+    """The usage error for a module that calls ``sys.exit`` (or ``exit()``) while imported."""
+    return UsageError(
+        f"importing {module} exited (SystemExit({exc.code!r})), so nothing was checked: "
+        "put the module's script part under 'if __name__ == \"__main__\":'"
+    )
 
 
 def _import(module: str) -> ModuleType:
@@ -111,6 +148,8 @@ def _import(module: str) -> ModuleType:
                 f"for a file, give its path: path/to/{module.rsplit('.', 1)[-1]}.py:FUNCTION"
             ) from None
         raise UserCodeError(f"importing {module} raised", exc) from exc
+    except SystemExit as exc:
+        raise _exited(module, exc) from None
     except Exception as exc:
         raise UserCodeError(f"importing {module} raised", exc) from exc
 
@@ -159,35 +198,106 @@ def load_point(path: str) -> np.ndarray | dict[str, np.ndarray]:
     """The point saved in a ``.npy`` or ``.npz`` file.
 
     An ``.npz`` holding one array gives that array; one holding several gives a dict
-    ``{name: array}``. Pickled objects are refused.
+    ``{name: array}``. Pickled objects are refused. Each array's header is held to the bytes
+    the file really holds before anything is allocated, so a truncated file or a header that
+    claims more data than the file has is an error, not an attempt to allocate it.
 
     Raises:
-        UsageError: the file is missing, unreadable, or holds no array.
+        UsageError: the file is missing, unreadable, truncated, or holds no array.
     """
+    file = Path(path)
+    if not file.exists():
+        raise UsageError(f"no such file: {path}")
+    if file.is_dir():
+        raise UsageError(f"--point {path} is a folder, not a .npy or .npz file")
     try:
-        data = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise UsageError(f"no such file: {path}") from None
-    except (OSError, ValueError, EOFError) as exc:
+        with open(file, "rb") as stream:
+            magic = stream.read(6)
+        if zipfile.is_zipfile(file):
+            return _load_npz(file)
+        if magic == b"\x93NUMPY":
+            with open(file, "rb") as stream:
+                return _read_array(stream, file.stat().st_size)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise UsageError(f"cannot read a point from {path}: {exc}") from None
-    if isinstance(data, np.ndarray):
-        return data
-    with data:
-        names = list(data.files)
-        if not names:
-            raise UsageError(f"{path} holds no array")
-        try:
-            arrays = {name: data[name] for name in names}
-        except ValueError as exc:
-            raise UsageError(f"cannot read a point from {path}: {exc}") from None
+    except MemoryError:
+        raise UsageError(f"cannot read a point from {path}: not enough memory") from None
+    if magic.startswith(b"PK"):
+        raise UsageError(f"cannot read a point from {path}: a damaged or truncated .npz file")
+    raise UsageError(f"cannot read a point from {path}: not a .npy or .npz file")
+
+
+def _read_array(stream: Any, size: int) -> np.ndarray:
+    """The array in a ``.npy`` stream of ``size`` bytes, its header checked against ``size``."""
+    fmt = np.lib.format
+    version = fmt.read_magic(stream)
+    if version == (1, 0):
+        shape, fortran, dtype = fmt.read_array_header_1_0(stream)
+    elif version == (2, 0):
+        shape, fortran, dtype = fmt.read_array_header_2_0(stream)
+    else:
+        raise ValueError(f"unsupported .npy format version {version}")
+    if dtype.hasobject:
+        raise ValueError("it holds Python objects (pickles are refused)")
+    count = math.prod(int(n) for n in shape)
+    needed = count * dtype.itemsize
+    held = size - stream.tell()
+    if needed > held:
+        raise ValueError(
+            f"its header declares shape {tuple(shape)} of {dtype} ({needed:,} bytes) but only "
+            f"{max(held, 0):,} bytes follow: the file is truncated or damaged"
+        )
+    array = np.empty(count, dtype=dtype)
+    buffer = array.view(np.uint8)
+    filled = 0
+    while filled < needed:
+        got = stream.readinto(buffer[filled:])
+        if not got:
+            raise ValueError(f"the file ended after {filled:,} of {needed:,} bytes: truncated")
+        filled += got
+    return array.reshape(shape, order="F" if fortran else "C")
+
+
+def _load_npz(file: Path) -> np.ndarray | dict[str, np.ndarray]:
+    with zipfile.ZipFile(file) as archive:
+        members = [m for m in archive.infolist() if m.filename.endswith(".npy")]
+        if not members:
+            raise UsageError(f"{file} holds no array")
+        arrays = {}
+        for member in members:
+            with archive.open(member) as stream:
+                arrays[member.filename[: -len(".npy")]] = _read_array(stream, member.file_size)
+    names = list(arrays)
     return arrays[names[0]] if len(names) == 1 else arrays
+
+
+def _memory_bytes() -> int:
+    """This machine's physical memory in bytes (a large number when it cannot be told)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - not POSIX
+        return 1 << 50
 
 
 def _point(args: argparse.Namespace) -> np.ndarray | dict[str, np.ndarray]:
     if args.point is not None:
         return load_point(args.point)
-    rng = np.random.default_rng(args.seed)
-    return rng.standard_normal(tuple(args.shape))
+    shape = tuple(args.shape)
+    count = math.prod(shape)
+    needed = 8 * count
+    memory = _memory_bytes()
+    if needed > memory:
+        raise UsageError(
+            f"--shape {' '.join(map(str, shape))}: a point of {count:,} float64 values needs "
+            f"{needed / 2**30:,.1f} GiB, more than this machine's {memory / 2**30:,.1f} GiB"
+        )
+    try:
+        return np.random.default_rng(args.seed).standard_normal(shape)
+    except (MemoryError, ValueError, OverflowError) as exc:
+        raise UsageError(
+            f"--shape {' '.join(map(str, shape))}: cannot make a random point of this shape "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _size(point: np.ndarray | Mapping[str, np.ndarray]) -> int:
@@ -269,11 +379,59 @@ def _epsilon(text: str) -> Epsilon:
         raise argparse.ArgumentTypeError(f"{text!r}: use a positive number or 'auto'") from None
 
 
-def _png_path(text: str) -> Path:
-    path = Path(text)
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a seed must be 0 or more")
+    return value
+
+
+def _plot_path(text: str) -> Path:
+    """``--plot FILE``: the extension must name a format (matplotlib is not imported here)."""
+    from ._plots import plot_format
+    from .exceptions import InvalidArgumentError
+
+    try:
+        plot_format(text)
+    except InvalidArgumentError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return Path(text)
+
+
+def _check_writable(path: Path, option: str) -> None:
+    """Refuse an output path that cannot be written, before any work is done.
+
+    The file is opened for appending (which creates it, and truncates nothing), then removed
+    again if it did not exist: the only reliable test, also for root and read-only mounts.
+    """
+    if path.is_dir():
+        raise UsageError(
+            f"{option} {path}: is a folder; give a file name, e.g. {path / 'plot.png'}"
+        )
     if not path.parent.is_dir():
-        raise argparse.ArgumentTypeError(f"{text}: folder {path.parent} does not exist")
-    return path
+        what = "is not a folder" if path.parent.exists() else "does not exist"
+        raise UsageError(f"{option} {path}: {path.parent} {what}")
+    existed = path.exists()
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: cannot write it ({exc.strerror or exc})") from None
+    if not existed:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _write_plot(draw: Callable[[Any, Path], Path], what: Any, path: Path) -> None:
+    """Draw ``what`` into ``path`` with ``draw``; a failure to write is a usage error."""
+    try:
+        written = draw(what, path)
+    except OSError as exc:
+        raise UsageError(f"--plot {path}: cannot write it ({exc.strerror or exc})") from None
+    print(f"wrote {written}", file=sys.stderr)
 
 
 def _add_functions(p: argparse.ArgumentParser) -> None:
@@ -295,7 +453,7 @@ def _add_point(p: argparse.ArgumentParser, seed_help: str) -> None:
         metavar="FILE",
         help=".npy file, or .npz (one array: that array; several: a dict {name: array})",
     )
-    p.add_argument("--seed", type=int, default=0, help=seed_help)
+    p.add_argument("--seed", type=_seed, default=0, help=seed_help)
 
 
 def _add_progress(p: argparse.ArgumentParser) -> None:
@@ -315,8 +473,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="verigrad",
         description="Check hand-written gradients against finite differences.",
-        epilog="exit status: 0 pass, 1 wrong gradient (failed checks), 2 usage error or "
-        "nothing checked, 3 the check could not decide",
+        epilog="exit status: "
+        + ", ".join(f"{code} {meaning}" for code, meaning in EXIT_STATUSES.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"verigrad {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -325,8 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         help="check a gradient at one point",
         description="Check MODULE:GRAD against finite differences of MODULE:LOSS at one point. "
-        "Both are called with the point only. Exit status 0 pass, 1 failed, "
-        "2 usage error, 3 could not decide.",
+        "Both are called with the point only. Exit status 0 pass, 1 the gradient is wrong, "
+        "2 usage or input error (nothing checked), 3 could not decide, 4 internal error.",
     )
     _add_functions(check)
     _add_point(check, "seed of the random point and of the check's random draws (0)")
@@ -339,9 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the log event as JSON")
     check.add_argument(
         "--plot",
-        type=_png_path,
-        metavar="FILE.png",
-        help="write numerical against analytical derivative per coordinate",
+        type=_plot_path,
+        metavar="FILE",
+        help=f"write numerical against analytical derivative per coordinate ({_FORMATS_HELP})",
     )
     _add_progress(check)
     check.set_defaults(run=_run_check)
@@ -350,7 +509,9 @@ def build_parser() -> argparse.ArgumentParser:
         "sweep",
         help="relative error over a range of step sizes",
         description="The relative error of central differences at fixed steps from --largest "
-        "down to --smallest, and at the steps epsilon='auto' chooses.",
+        "down to --smallest, and at the steps epsilon='auto' chooses. Exit status 0 the "
+        "gradient agrees at some step, 1 it disagrees at every step (the gradient is wrong), "
+        "2 usage or input error, 4 internal error.",
     )
     _add_functions(sweep)
     _add_point(sweep, "seed of the random point (0)")
@@ -363,9 +524,16 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--per-decade", type=_positive_int, default=1, help="steps per factor of ten (1)"
     )
+    sweep.add_argument(
+        "--rtol",
+        type=_positive_float,
+        default=1e-3,
+        help="the gradient disagrees at every step (exit status 1) when even the smallest "
+        "relative error is above this (1e-3)",
+    )
     sweep.add_argument("--json", action="store_true", help="print the sweep as JSON")
     sweep.add_argument(
-        "--plot", type=_png_path, metavar="FILE.png", help="write the error curve as a PNG"
+        "--plot", type=_plot_path, metavar="FILE", help=f"write the error curve ({_FORMATS_HELP})"
     )
     _add_progress(sweep)
     sweep.set_defaults(run=_run_sweep)
@@ -374,8 +542,10 @@ def build_parser() -> argparse.ArgumentParser:
         "report",
         help="summarise the gradient checks in a JSON-lines log",
         description="Summarise the gradient_check events of a JSON-lines log ('-' reads "
-        "stdin). Exit status 0 no failed check, 1 some check failed, 2 no file or no "
-        "check events.",
+        "stdin). Exit status 0 every check event read, none failed and some passed; 1 some "
+        "check failed; 2 no file, no check events, or lines that mention gradient_check but "
+        "cannot be read (a failure may be among them); 3 no failure but no check passed; "
+        "4 internal error.",
     )
     report.add_argument("log", metavar="LOG.jsonl", help="the log file, or - for stdin")
     report.add_argument(
@@ -383,7 +553,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--json", action="store_true", help="print the summary as JSON")
     report.add_argument(
-        "--plot", type=_png_path, metavar="FILE.png", help="write relative error over the run"
+        "--plot",
+        type=_plot_path,
+        metavar="FILE",
+        help=f"write relative error over the run, each verdict marked ({_FORMATS_HELP})",
     )
     report.set_defaults(run=_run_report)
     return parser
@@ -414,14 +587,46 @@ def _call_user(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> 
         return fn(*args, **kwargs)
     except VerigradError:
         raise
+    except SystemExit as exc:
+        raise UsageError(
+            f"{what.removesuffix(' raised')} exited (SystemExit({exc.code!r})), so nothing was "
+            "checked"
+        ) from None
     except Exception as exc:
+        if _raised_in_verigrad(exc):
+            raise  # a bug of verigrad's own: exit status 4, not the user's error
         raise UserCodeError(what, exc) from exc
+
+
+_PACKAGE = str(Path(__file__).resolve().parent)
+
+
+def _raised_in_verigrad(exc: BaseException) -> bool:
+    """Whether the innermost frame of ``exc``'s traceback is verigrad's own code (not the
+    user's loss or gradient, which verigrad calls)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    filename = tb.tb_frame.f_code.co_filename
+    try:
+        return str(Path(filename).resolve()).startswith(_PACKAGE + os.sep)
+    except (OSError, ValueError):  # pragma: no cover - a frame without a real file
+        return False
+
+
+def _prepare_plot(path: Path | None) -> None:
+    """Everything ``--plot`` needs, checked before any work: matplotlib, a writable path."""
+    if path is not None:
+        _require_matplotlib(path)
+        _check_writable(path, "--plot")
 
 
 def _run_check(args: argparse.Namespace) -> int:
     from .check import check_gradient
 
-    _require_matplotlib(args.plot)
+    _prepare_plot(args.plot)
     modules: dict[str, ModuleType] = {}
     loss = resolve(args.loss, modules)
     grad = resolve(args.grad, modules)
@@ -450,7 +655,7 @@ def _run_check(args: argparse.Namespace) -> int:
     if args.plot is not None:
         from ._plots import check_plot
 
-        print(f"wrote {check_plot(result, args.plot)}", file=sys.stderr)
+        _write_plot(check_plot, result, args.plot)
     return _check_status(result)
 
 
@@ -461,9 +666,9 @@ def _check_status(result: CheckResult) -> int:
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
-    from ._sweep import format_table, log_steps, sweep
+    from ._sweep import disagreement, format_table, log_steps, sweep
 
-    _require_matplotlib(args.plot)
+    _prepare_plot(args.plot)
     steps = log_steps(args.largest, args.smallest, args.per_decade)
     modules: dict[str, ModuleType] = {}
     loss = resolve(args.loss, modules)
@@ -478,7 +683,9 @@ def _run_sweep(args: argparse.Namespace) -> int:
     total = 2 * x.size * (len(steps) + 1)
     show = want_progress(args.progress, x.size, True, sys.stderr)
     with _progress(show, total, forced=bool(args.progress)) as wrap:
-        result = _call_user("the sweep raised", sweep, wrap(loss), x, analytical, steps)
+        result = _call_user(
+            "the sweep raised", sweep, wrap(loss), x, analytical, steps, rtol=args.rtol
+        )
     if args.json:
         print(json.dumps(result.to_dict()))
     else:
@@ -506,44 +713,69 @@ def _run_sweep(args: argparse.Namespace) -> int:
                 f"smallest error {result.errors[best]:.2e} at h = {result.steps[best]:.1e}; "
                 f'epsilon="auto": {result.auto_error:.2e}'
             )
+        if result.disagrees:
+            print()
+            print(disagreement(result, args.grad))
     if args.plot is not None:
         from ._plots import sweep_plot
 
-        print(f"wrote {sweep_plot(result, args.plot)}", file=sys.stderr)
-    return EXIT_OK
+        _write_plot(sweep_plot, result, args.plot)
+    return EXIT_FAILED if result.disagrees else EXIT_OK
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from ._logreport import format_summary, read_events, summarise
+    from ._logreport import format_summary, read_log, summarise
 
-    _require_matplotlib(args.plot)
+    _prepare_plot(args.plot)
     if args.log == "-":
-        events, skipped = read_events(sys.stdin)
+        reading = read_log(sys.stdin)
         name = "stdin"
     else:
+        if Path(args.log).is_dir():
+            raise UsageError(f"{args.log} is a folder, not a log file")
         try:
-            with open(args.log, encoding="utf-8", errors="replace") as lines:
-                events, skipped = read_events(lines)
+            with open(args.log, encoding="utf-8", errors="replace", newline="") as lines:
+                reading = read_log(lines)
         except FileNotFoundError:
             raise UsageError(f"no such file: {args.log}") from None
         except OSError as exc:
             raise UsageError(f"cannot read {args.log}: {exc.strerror or exc}") from None
         name = args.log
-    if not events:
+    summary = summarise(
+        reading.events, reading.skipped, top=args.top, unreadable=reading.unreadable
+    )
+    if not summary.events and not summary.suspect:
         raise UsageError(
-            f"no gradient_check events in {name} ({skipped} non-empty lines): render "
-            "verigrad's structlog events as JSON lines (see 'Logging recipes' in the README)"
+            f"no gradient_check events in {name} ({reading.skipped} non-empty lines): render "
+            "verigrad's structlog events as JSON lines (structlog.processors.JSONRenderer)"
         )
-    summary = summarise(events, skipped, top=args.top)
     if args.json:
         print(json.dumps(summary.to_dict(), default=_jsonable))
     else:
         print(format_summary(summary))
-    if args.plot is not None:
+    if args.plot is not None and summary.events:
         from ._plots import report_plot
 
-        print(f"wrote {report_plot(summary, args.plot)}", file=sys.stderr)
-    return EXIT_FAILED if summary.failures else EXIT_OK
+        _write_plot(report_plot, summary, args.plot)
+    status = _report_status(summary)
+    if status == EXIT_USAGE:
+        _error(
+            f"{len(summary.suspect)} line(s) of {name} mention gradient_check but cannot be "
+            "read; a failed check may be among them"
+        )
+    return status
+
+
+def _report_status(summary: Any) -> int:
+    """The exit status of ``report``: a failure wins; then unreadable check lines; then 3
+    when no check passed (all undecided)."""
+    if summary.failures:
+        return EXIT_FAILED
+    if summary.suspect:
+        return EXIT_USAGE
+    if summary.checks - summary.undecided == 0:
+        return EXIT_UNDECIDED
+    return EXIT_OK
 
 
 # -- entry point -------------------------------------------------------------------------------
@@ -557,7 +789,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ``verigrad`` command line with ``argv`` (default: ``sys.argv[1:]``).
 
     Returns:
-        The exit status: 0 pass, 1 failed, 2 usage error or nothing checked, 3 undecided.
+        The exit status: 0 pass, 1 the gradient is wrong, 2 usage or input error (nothing
+        checked), 3 undecided, 4 internal error; see :data:`EXIT_STATUSES`.
     """
     from ._plots import PlotUnavailableError
     from .exceptions import InvalidArgumentError, InvalidTypeError
@@ -588,6 +821,15 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + 13
+    except MemoryError:
+        _error("out of memory: nothing was checked; try a smaller point or --method directional")
+    except SystemExit as exc:  # user code that exits from a thread or a finaliser we call
+        _error(f"SystemExit({exc.code!r}) while checking: nothing was checked")
+    except Exception:
+        # Never Python's own exit status 1, which means "the gradient is wrong" here.
+        traceback.print_exc()
+        _error("internal error in verigrad (the traceback above): please report it")
+        return EXIT_INTERNAL
     finally:
         sys.path[:] = saved_path
     return EXIT_USAGE
