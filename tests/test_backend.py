@@ -28,6 +28,7 @@ from verigrad._backend import (
     host_array,
     inspect_array,
     loss_caller,
+    value_reader,
 )
 from verigrad.exceptions import InvalidArgumentError, InvalidTypeError
 
@@ -461,3 +462,23 @@ class TestJax:
                 ws.reset(i)
         assert len(traces) == 1
         assert vals == [100.0 + 30.0 - i * i for i in range(5)]
+
+
+class TestValueReader:
+    def test_reads_each_library(self, lib: Lib, x64: None) -> None:
+        """The inner loop's reader turns each library's scalar into a float."""
+        ws = Workspace.of(lib.make(np.array([1.5, 2.0])))
+        read = value_reader(lib.kind, "f")
+        assert read(ws.point.sum()) == 3.5
+        assert type(read(ws.point[1])) is float
+
+    def test_torch_errors_name_the_loss(self) -> None:
+        """A torch vector or boolean is refused by the loss's name, as for numpy."""
+        torch = pytest.importorskip("torch")
+        read = value_reader("torch", "my_loss")
+        with pytest.raises(InvalidArgumentError, match=r"^my_loss must return a scalar"):
+            read(torch.ones(3))
+        with pytest.raises(InvalidTypeError, match=r"^my_loss returned"):
+            read(torch.tensor(True))
+        assert read(torch.tensor(3)) == 3.0
+        assert read(torch.nn.Parameter(torch.tensor(2.5))) == 2.5
