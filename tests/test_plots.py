@@ -90,3 +90,77 @@ class TestWithoutMatplotlib:
             check_plot(result, tmp_path / "c.png")
         assert not (tmp_path / "c.png").exists()
         assert "verigrad[plot]" in INSTALL_HINT
+
+
+class TestReadablePlots:
+    """Plot scales and markers that say what happened (issue 12, items 5 and 6)."""
+
+    def test_sweep_scale_of_a_wrong_gradient(self) -> None:
+        """Errors all near 0.33 are not zoomed into a sliver: six decades at least, the
+        threshold in view, and the title says the gradient disagrees."""
+        from verigrad._plots import MIN_DECADES, sweep_figure
+
+        x = np.linspace(0.5, 1.5, 4)
+        result = sweep(_loss, x, 2 * x**3, log_steps())  # the true gradient is 4 x**3
+        ax = sweep_figure(result).axes[0]
+        low, high = ax.get_ylim()
+        assert math.log10(high / low) >= MIN_DECADES - 1e-9
+        assert low < result.threshold < high
+        assert "disagrees at every step" in ax.get_title()
+
+    def test_report_marks_each_verdict(self) -> None:
+        """Passes, failures, kinks and undecided checks each get a marker and a legend entry;
+        an inconclusive check is not drawn like a pass."""
+        from verigrad._plots import VERDICT_STYLES, report_figure
+
+        def line(i: int, verdict: str, passed: bool, error: float | None) -> str:
+            return json.dumps(
+                {
+                    "event": "gradient_check",
+                    "function": "grad",
+                    "call_index": i,
+                    "verdict": verdict,
+                    "passed": passed,
+                    "relative_error": error,
+                    "threshold": 1e-5,
+                }
+            )
+
+        events, skipped = read_events(
+            [
+                line(0, "pass", True, 1e-9),
+                line(1, "inconclusive", False, None),
+                line(2, "nondeterministic", False, 1e-3),
+                line(3, "kink", True, 1e-2),
+                line(4, "mismatch", False, 0.5),
+                line(5, "nonfinite", False, None),
+            ]
+        )
+        ax = report_figure(summarise(events, skipped)).axes[0]
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        for verdict in ("pass", "inconclusive", "nondeterministic", "kink", "mismatch"):
+            assert any(label.startswith(f"{verdict}: ") for label in labels), labels
+        markers = {
+            line.get_label().split(":")[0]: line.get_marker()
+            for line in ax.get_lines()
+            if ":" in str(line.get_label())
+        }
+        assert markers["inconclusive"] != markers["pass"]
+        assert len(set(markers.values())) == len(markers)
+        assert set(markers) <= set(VERDICT_STYLES)
+        assert "1 undecided" not in ax.get_title()
+        assert "2 undecided" in ax.get_title()
+
+    @pytest.mark.parametrize("name", ["plot.gif", "plot", "plot.PNG.txt"])
+    def test_unknown_extension(self, tmp_path: Path, name: str) -> None:
+        """The library's plot functions refuse a path whose extension names no format."""
+        result = vg.check_gradient(_loss, np.ones(3), lambda x: 4 * x**3)
+        with pytest.raises(vg.InvalidArgumentError, match="names no plot format"):
+            check_plot(result, tmp_path / name)
+        assert not (tmp_path / name).exists()
+
+    def test_extension_case(self, tmp_path: Path) -> None:
+        """.PDF in capitals is a PDF too."""
+        result = vg.check_gradient(_loss, np.ones(3), lambda x: 4 * x**3)
+        check_plot(result, tmp_path / "p.PDF")
+        assert (tmp_path / "p.PDF").read_bytes().startswith(b"%PDF")

@@ -107,3 +107,67 @@ class TestFormatTable:
         assert sum("<- smallest" in line for line in lines) == 1
         assert lines[-1].lstrip().startswith("auto")
         assert 'epsilon="auto"' in lines[-1]
+
+
+class TestDisagreement:
+    """A gradient that disagrees at every step is named a bug (issue 12, item 6)."""
+
+    def test_wrong_gradient(self) -> None:
+        """Half the gradient: every row says "disagrees", none "truncation", and the plain
+        statement says it is a bug in the gradient, not a step problem."""
+        from verigrad._sweep import disagreement
+
+        result = sweep(loss, X, 0.5 * grad(X), log_steps())
+        assert result.disagrees
+        assert result.smallest_error == pytest.approx(1 / 3, rel=0.05)
+        table = format_table(result)
+        assert "truncation" not in table
+        assert "rounding" not in table
+        assert table.count("disagrees") == len(result.steps)
+        text = disagreement(result, "model:grad")
+        assert "model:grad disagrees with the loss at every step" in text
+        assert "not a step-size problem" in text
+        assert result.to_dict()["disagrees_at_every_step"] is True
+
+    def test_right_gradient(self) -> None:
+        """The exact gradient agrees at the bottom of the V: no disagreement."""
+        result = sweep(loss, X, grad(X), log_steps())
+        assert not result.disagrees
+        assert "truncation" in format_table(result)
+        assert result.to_dict()["disagrees_at_every_step"] is False
+
+    def test_threshold(self) -> None:
+        """rtol decides: a 1e-4 relative bug passes a 1e-3 threshold and fails a 1e-6 one."""
+        slightly = grad(X) * (1 + 1e-4)
+        assert not sweep(loss, X, slightly, log_steps(), rtol=1e-3).disagrees
+        assert sweep(loss, X, slightly, log_steps(), rtol=1e-6).disagrees
+
+    @pytest.mark.parametrize("rtol", [0.0, -1.0, math.nan, math.inf])
+    def test_bad_rtol(self, rtol: float) -> None:
+        with pytest.raises(InvalidArgumentError, match="rtol"):
+            sweep(loss, X, grad(X), log_steps(), rtol=rtol)
+
+    def test_command_line(self, tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+        """``verigrad sweep`` exits 1 for the wrong gradient, 0 for the right one."""
+        import sys
+        from pathlib import Path
+
+        from verigrad.cli import EXIT_FAILED, EXIT_OK, main
+
+        folder = Path(str(tmp_path))
+        model = folder / "sweepmodel.py"
+        model.write_text(
+            "import numpy as np\n"
+            "def loss(x):\n    return float(np.sum(np.sin(x) * x**3))\n"
+            "def grad(x):\n    return np.cos(x) * x**3 + 3 * x**2 * np.sin(x)\n"
+            "def half(x):\n    return 0.5 * grad(x)\n",
+            encoding="utf-8",
+        )
+        try:
+            assert main(["sweep", f"{model}:loss", f"{model}:half", "--shape", "4"]) == EXIT_FAILED
+            out = capsys.readouterr().out
+            assert "disagrees with the loss at every step" in out
+            assert main(["sweep", f"{model}:loss", f"{model}:grad", "--shape", "4"]) == EXIT_OK
+            assert "disagrees" not in capsys.readouterr().out
+        finally:
+            sys.modules.pop("sweepmodel", None)
