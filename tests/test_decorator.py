@@ -120,9 +120,10 @@ class TestSampling:
         """``first=6`` checks exactly the first six calls."""
         assert checked_indices(make_grad(first=6, sample_rate=0.0), 100) == list(range(6))
 
-    def test_default_first_checks_the_first_call(self) -> None:
-        """By default the first call is always checked."""
-        assert checked_indices(make_grad(sample_rate=0.0), 50) == [0]
+    def test_given_options_are_the_whole_schedule(self) -> None:
+        """Options given are the whole schedule: ``sample_rate=0`` alone checks nothing (no
+        default ``first`` or budget is added)."""
+        assert checked_indices(make_grad(sample_rate=0.0), 50) == []
 
     def test_first_and_every_union(self) -> None:
         """``first=3, every=10, sample_rate=0`` checks the union of both rules."""

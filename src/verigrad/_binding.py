@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from ._arrays import _real_array
+from ._tree import is_tree
 from .exceptions import InvalidArgumentError, InvalidTypeError
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
@@ -36,7 +38,12 @@ class Binder:
     __slots__ = ("_func", "_loss", "_signatures", "_unbound_method", "loss_name", "several", "wrt")
 
     def __init__(
-        self, func: Any, wrt: int | str | Sequence[int | str], loss: Callable[..., Any] | str
+        self,
+        func: Any,
+        wrt: int | str | Sequence[int | str],
+        loss: Callable[..., Any] | str,
+        *,
+        kind: str = "auto",
     ) -> None:
         self._func = _underlying(func)
         try:
@@ -48,18 +55,23 @@ class Binder:
         params = list(full.parameters.values())
         bound = full.replace(parameters=params[1:]) if params else full
         self._signatures = (full, bound)
-        # From Python 3.13 on, ``classmethod`` no longer calls the wrapper's ``__get__``: a
-        # ``@classmethod`` written above ``@verified_gradient`` reaches us with no instance and
-        # ``cls`` as the first argument. A function from a class body whose first parameter is
-        # ``self``/``cls``, called without an instance, is such a call.
-        owner = getattr(self._func, "__qualname__", "").rpartition(".")[0]
-        self._unbound_method = (
-            bool(owner)
-            and not owner.endswith("<locals>")
-            and bool(params)
-            and params[0].name in ("self", "cls")
-            and params[0].kind in _POSITIONAL
-        )
+        # A method ("method": a function from a class body whose first parameter is
+        # ``self``/``cls``, or a classmethod) receives its instance or class as the first
+        # argument; "function" (bound methods, partials, staticmethods...) receives none.
+        # "auto" tells them apart by that first parameter.
+        if kind == "auto":
+            owner = str(getattr(self._func, "__qualname__", "")).rpartition(".")[0]
+            self._unbound_method = (
+                bool(owner)
+                and not owner.endswith("<locals>")
+                and bool(params)
+                and params[0].name in ("self", "cls")
+                and params[0].kind in _POSITIONAL
+            )
+        else:
+            self._unbound_method = kind == "method" and bool(params)
+        if self._unbound_method:  # positions count after self/cls, as the caller sees them
+            full, params = bound, params[1:]
         self.several = isinstance(wrt, (list, tuple))
         if self.several:
             wrts = tuple(wrt)  # type: ignore[arg-type]
@@ -73,6 +85,15 @@ class Binder:
         else:
             self._validate_wrt(wrt, full, params)
             self.wrt = wrt  # type: ignore[assignment]
+        self.validate_loss(loss)
+        self._loss = loss
+        self.loss_name = (
+            loss if isinstance(loss, str) else getattr(loss, "__qualname__", repr(loss))
+        )
+
+    @staticmethod
+    def validate_loss(loss: object) -> None:
+        """Raise naming ``loss`` unless it is a callable or a method's name."""
         if isinstance(loss, str):
             if not loss.isidentifier():
                 raise InvalidArgumentError(f"loss={loss!r} is not an attribute name")
@@ -80,10 +101,6 @@ class Binder:
             raise InvalidTypeError(
                 f"loss must be a callable or the name of a method, not {type(loss).__name__}"
             )
-        self._loss = loss
-        self.loss_name = (
-            loss if isinstance(loss, str) else getattr(loss, "__qualname__", repr(loss))
-        )
 
     def _validate_wrt(self, wrt: object, full: inspect.Signature, params: list[Any]) -> None:
         if isinstance(wrt, bool) or not isinstance(wrt, (int, str)):
@@ -176,7 +193,8 @@ class Binder:
             if instance is None:
                 raise InvalidArgumentError(
                     f"loss={loss!r} names an attribute of the instance, but "
-                    f"{self._func.__qualname__} was called without one (not as a method)"
+                    f"{getattr(self._func, '__qualname__', self._func)} was called without one "
+                    "(not as a method)"
                 )
             try:
                 resolved = getattr(instance, loss)
@@ -198,7 +216,7 @@ class Binder:
     def _same_class_body(self, loss: Any) -> bool:
         if not inspect.isfunction(loss):
             return False
-        owner = self._func.__qualname__.rpartition(".")[0]
+        owner = str(getattr(self._func, "__qualname__", "")).rpartition(".")[0]
         return bool(owner) and loss.__qualname__.rpartition(".")[0] == owner
 
 
@@ -257,6 +275,19 @@ class _AtKeyword:
 
     def __call__(self, point: Any) -> Any:
         return self.loss(*self.args, **{**self.kwargs, self.name: point})
+
+
+def validate_point(value: Any, name: str = "x") -> None:
+    """Raise naming ``name`` unless ``value`` is a parameter verigrad can check: real numbers,
+    as an array-like or a structure (dicts, lists, tuples) of them. Arrays are not copied."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            validate_point(item, f"{name}[{key!r}]")
+    elif isinstance(value, (list, tuple)) and is_tree(value):
+        for k, item in enumerate(value):
+            validate_point(item, f"{name}[{k}]")
+    else:
+        _real_array(value, name, "the parameter")
 
 
 # -- the snapshot of the differentiated argument ------------------------------------------------

@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextvars
 import os
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Any
 
 from ._typing import MODES, Mode
 from .exceptions import InvalidArgumentError, VerigradWarning
@@ -74,6 +75,31 @@ _CONTEXT_MODE: contextvars.ContextVar[Mode | None] = contextvars.ContextVar(
 )
 
 
+class Unchecked:
+    """``task(*args)`` with checking off, in a private copy of the worker's context.
+
+    The check runner hands its executor tasks wrapped in this: a loss that calls a decorated
+    gradient on a pool thread or another process neither starts a nested check (which, in
+    debug mode, would wait on the same pool: a deadlock) nor counts as a call, as on the
+    caller's thread. Picklable when ``task`` is.
+    """
+
+    __slots__ = ("task",)
+
+    def __init__(self, task: Callable[..., Any]) -> None:
+        self.task = task
+
+    def __call__(self, *args: Any) -> Any:
+        return contextvars.copy_context().run(self._run, *args)
+
+    def _run(self, *args: Any) -> Any:
+        _CONTEXT_MODE.set("off")
+        return self.task(*args)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Unchecked, (self.task,))
+
+
 def get_settings() -> Settings:
     """The process-wide settings in force now (ignoring any ``debug()`` context)."""
     return _HOLDER.settings
@@ -121,8 +147,12 @@ def debug(enabled: bool = True) -> Iterator[None]:
     variable), nests, and ends with the block, also when it raises. ``debug(False)`` inside a
     debug block turns forcing off again for an inner block.
     """
-    token = _CONTEXT_MODE.set("debug" if enabled else None)
+    # Set inside the ``try``: an exception arriving at any line (a signal, a trace hook) finds
+    # the context either untouched or restored.
+    token: contextvars.Token[Mode | None] | None = None
     try:
+        token = _CONTEXT_MODE.set("debug" if enabled else None)
         yield
     finally:
-        _CONTEXT_MODE.reset(token)
+        if token is not None:
+            _CONTEXT_MODE.reset(token)

@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import functools
-import importlib
 import inspect
 import itertools
 import math
 import os
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, overload
 
-import numpy as np
 import wrapt
 
 from . import _config
-from ._binding import Binder, snapshot
+from ._binding import Binder, snapshot, validate_point
 from ._config import validate_mode
 from ._options import CheckConfig
-from ._policy import Schedule
+from ._policy import (
+    DEFAULT_BUDGET,
+    DEFAULT_FIRST,
+    Policy,
+    Rotation,
+    validate_budget,
+    validate_schedule,
+)
 from ._reporting import report
 from ._typing import ON_FAILURE, Epsilon, Method, Mode, OnFailure
 from .check import run_check
@@ -41,9 +46,16 @@ from .exceptions import (
 )
 from .result import CheckResult
 
-__all__ = ["CheckStats", "GradientChecker", "verified_gradient"]
-
-F = TypeVar("F", bound=Callable[..., Any])
+__all__ = [
+    "CheckStats",
+    "GradientChecker",
+    "GradientDecorator",
+    "Rotation",
+    "VerifiedClassMethod",
+    "VerifiedFunction",
+    "VerifiedStaticMethod",
+    "verified_gradient",
+]
 
 #: The context's forced mode: "debug" inside ``debug()``, and "off" while this thread or task
 #: runs a check, so that a loss calling a decorated gradient neither starts a nested check
@@ -95,7 +107,7 @@ class CheckOptions:
 
     loss: Callable[..., Any] | str
     wrt: int | str | tuple[int | str, ...]
-    sample_rate: float
+    sample_rate: float | None
     every: int | None
     first: int | None
     seed: int | None
@@ -108,15 +120,17 @@ class CheckOptions:
 class GradientChecker:
     """Per-function state and logic behind ``@verified_gradient``: reached as ``fn.verigrad``.
 
-    Holds the call counter, the sampling schedule, the statistics and the last result. Safe to
-    call from several threads: the counter is atomic, and a lock guards the schedule and the
-    statistics (never the check itself, which runs on private copies).
+    Holds the call counter, the :class:`~verigrad._policy.Policy` (when to check, which
+    coordinates, the time spent), the statistics and the last result. Safe to call from
+    several threads: the counter is atomic, and a lock guards the policy and the statistics
+    (never the check itself, which runs on private copies).
     """
 
-    def __init__(self, func: Any, options: CheckOptions) -> None:
+    def __init__(self, func: Any, options: CheckOptions, kind: str = "auto") -> None:
         self.options = options
+        self._kind = kind
         target = _binding_target(func)
-        self.function = str(getattr(target, "__qualname__", repr(func)))
+        self.function = str(getattr(target, "__qualname__", None) or _describe_callable(func))
         module = getattr(target, "__module__", None)
         #: The name warnings show: ``module.qualname``, where ``.verigrad`` can be looked up.
         self._qualified = (
@@ -124,19 +138,20 @@ class GradientChecker:
             if isinstance(module, str) and hasattr(target, "__qualname__")
             else self.function
         )
-        self._binder = Binder(func, options.wrt, options.loss)
-        self._schedule = Schedule(
-            sample_rate=1.0 if options.budget is not None else options.sample_rate,
-            every=options.every,
+        self._binder = Binder(func, options.wrt, options.loss, kind=kind)
+        self._policy = Policy(
             first=options.first,
+            every=options.every,
+            sample_rate=options.sample_rate,
+            budget=options.budget,
             seed=options.seed,
         )
         self._func = func
-        self._lock = threading.Lock()
+        self._lock = self._policy.lock
         self._mode = options.mode
-        # Read on every call by the closure wrapper of plain functions: kept here, not in the
-        # closure's cells, so that a closure pickled by value (cloudpickle) carries nothing
-        # but the function and this checker, which pickles as its options (see __reduce__).
+        # Read on every call by the wrapper: kept here, not in the closure's cells, so that a
+        # closure pickled by value (cloudpickle) carries nothing but the function and this
+        # checker, which pickles as its options (see __reduce__).
         self._forced = _CONTEXT_MODE.get
         self._holder = _HOLDER
         self._reset_counters()
@@ -145,57 +160,40 @@ class GradientChecker:
         # A copy in another process starts afresh: its own counters, schedule and statistics.
         # An executor belongs to the process that made it and is not carried over.
         check = dataclasses.replace(self.options.check, executor=None)
-        return (GradientChecker, (self._func, dataclasses.replace(self.options, check=check)))
+        options = dataclasses.replace(self.options, check=check)
+        return (GradientChecker, (self._func, options, self._kind))
+
+    def __copy__(self) -> GradientChecker:
+        return self  # shared by every copy of the decorated function, like its code
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> GradientChecker:
+        return self
 
     def _reset_counters(self) -> None:
         self._calls = itertools.count()
-        self._next_due = self._schedule.next_due
+        self._next_due = self._policy.next_due
         self._checks = 0
         self._failures = 0
         self._undecided = 0
         self._max_error = 0.0
         self._last: CheckResult | None = None
-        self._rotation = Rotation(self.options.seed)
-        self._t0: float | None = None
-        self._check_time = 0.0
-        self._allowed_at = 0.0
-        self._mark = (0, 0.0)  # (call index, time) at the end of the last check
-        self._rate = 0.0  # seconds per call between the last two checks
         # (warning class, verdict) -> the warning filters (the list object, and its items)
         # in force when that warning was last issued; see _warn.
         self._warned: dict[tuple[type[Warning], str], tuple[object, list[Any]]] = {}
 
     # -- the call path ------------------------------------------------------------------------
 
-    def __call__(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        # The hot path: an unchecked call is two lookups, an atomic count and a comparison.
-        mode = _CONTEXT_MODE.get() or self._mode or _HOLDER.settings.mode
-        if mode == "off":
-            return wrapped(*args, **kwargs)
-        # ``_next_due`` is read *before* the index is taken: every value it ever holds is the
-        # first due index at or after some index already handed out, so it cannot lie past a
-        # due index handed out later. Read after, another thread's ``take`` could have moved it
-        # past this call's index in between, and a ``first``/``every`` check would be lost.
-        due = self._next_due
-        i = next(self._calls)
-        if mode == "sample" and i < due:
-            return wrapped(*args, **kwargs)
-        return self._maybe_check(i, mode, wrapped, instance, args, kwargs)
-
-    def _maybe_check(
-        self, i: int, mode: str, wrapped: Any, instance: Any, args: Any, kwargs: Any
-    ) -> Any:
-        if self._t0 is None:
-            self._t0 = _clock()
+    def _maybe_check(self, i: int, mode: str, wrapped: Any, args: Any, kwargs: Any) -> Any:
         # Decide first: only a call that will be checked pays for the snapshot below.
-        if mode == "debug":
-            trigger: str | None = "debug"
-        else:
-            with self._lock:
-                trigger = self._schedule.take(i)
-                if trigger == "sample" and self.options.budget is not None:
-                    trigger = self._within_budget(i)
-                self._next_due = self._schedule.next_due
+        now = _clock()
+        with self._lock:
+            if mode == "debug":
+                trigger: str | None = "debug"
+                if self._policy.t0 is None:
+                    self._policy.t0 = now
+            else:
+                trigger = self._policy.take(i, now)
+                self._next_due = self._policy.next_due
         if trigger is None:
             return wrapped(*args, **kwargs)
         # The point is read before the gradient function runs: the check is made where the
@@ -203,7 +201,7 @@ class GradientChecker:
         # fused gradient-and-update step) or another thread writes into it (Hogwild).
         started = _clock()
         try:
-            x, loss_at = self._binder.bind(instance, tuple(args), dict(kwargs))
+            x, loss_at = self._binder.bind(None, tuple(args), dict(kwargs))
         except VerigradError as exc:
             error: VerigradError | None = exc
         else:
@@ -215,12 +213,24 @@ class GradientChecker:
             wrapped(*args, **kwargs)
             _add_note(error, f"verigrad: raised while checking call {i} of {self.function}")
             raise error
+        try:
+            # Refused before the user's gradient runs: a bool or str parameter is no point.
+            validate_point(x, getattr(loss_at, "param", "x") or "x")
+        except VerigradError as exc:
+            _add_note(exc, f"verigrad: raised while checking call {i} of {self.function}")
+            raise
         point = snapshot(x)
         prepared = _clock() - started
         gradient = wrapped(*args, **kwargs)  # training time, not check time
         started = _clock()
-        result = self._check(i, point, loss_at, gradient)
-        self._account(i, _clock() - started, trigger, prepared)
+        # The check runs in a copy of this context in which checking is off: a loss that calls
+        # the decorated gradient neither starts a nested check nor counts as a call, and
+        # whatever happens inside, this thread's context is never changed (nothing to restore).
+        result = contextvars.copy_context().run(self._check, i, point, loss_at, gradient)
+        ended = _clock()
+        with self._lock:
+            self._policy.spent(i, ended - started + prepared, ended, trigger)
+            self._next_due = self._policy.next_due
         report(
             result,
             trigger=trigger,
@@ -233,7 +243,8 @@ class GradientChecker:
         return gradient
 
     def _check(self, i: int, x: Any, loss_at: Callable[[Any], Any], gradient: Any) -> CheckResult:
-        token = _CONTEXT_MODE.set("off")
+        """Run the check of call ``i``; called in a private copy of the context."""
+        _CONTEXT_MODE.set("off")
         try:
             result = run_check(
                 loss_at,
@@ -241,7 +252,7 @@ class GradientChecker:
                 self._binder.gradient(gradient, x),
                 self.options.check,
                 seed=None if self.options.seed is None else (self.options.seed, i),
-                pick=self._rotation.take,
+                pick=self._policy.rotation.take,
                 loss_name=f"loss {self._binder.loss_name}",
                 param_name=getattr(loss_at, "param", "x"),
                 function=self.function,
@@ -252,8 +263,6 @@ class GradientChecker:
             # touched (the check works on copies); say which call the check belonged to.
             _add_note(exc, f"verigrad: raised while checking call {i} of {self.function}")
             raise
-        finally:
-            _CONTEXT_MODE.reset(token)
         with self._lock:
             self._checks += 1
             if result.failed:
@@ -265,58 +274,8 @@ class GradientChecker:
                 self._max_error = err
             self._last = result
             if result.verdict != "nonfinite" or result.n_evals > 1:
-                self._rotation.cover(result.size, result.checked_indices)
+                self._policy.rotation.cover(result.size, result.checked_indices)
         return result
-
-    def _account(self, i: int, spent: float, trigger: str, prepared: float = 0.0) -> None:
-        """Add a check's time; with a budget, schedule the next sampled check from it.
-
-        ``spent`` is the check itself, just finished; ``prepared`` the binding and snapshot
-        taken before the gradient call (whose own time is training time).
-
-        To keep checking at a fraction ``b`` of the wall time, a check that took ``c`` seconds
-        must be followed by ``c (1/b - 1)`` seconds of training before the next one; at the
-        mean time per call measured so far that is a number of calls.
-        """
-        with self._lock:
-            self._check_time += spent + prepared
-            budget = self.options.budget
-            if budget is None or trigger == "debug" or self._t0 is None:
-                return
-            now = _clock()
-            self._allowed_at = now + (spent + prepared) * (1.0 / budget - 1.0)
-            if i > self._mark[0]:
-                # Training since the last check: up to this check, less the snapshot's time.
-                training = now - spent - prepared - self._mark[1]
-                self._rate = training / (i - self._mark[0])
-            self._mark = (i, now)
-            self._defer_to(i, now)
-
-    def _within_budget(self, i: int) -> str | None:
-        """A sampled check comes due: take it if the budget allows, else push it back."""
-        now = _clock()
-        if now >= self._allowed_at:
-            return "sample"
-        self._defer_to(i, now)
-        return None
-
-    def _defer_to(self, i: int, now: float) -> None:
-        # Calls until the budget allows the next check, at the time per call measured so far;
-        # an estimate, so the check is re-examined (and deferred again) when it comes due. The
-        # gap never exceeds the calls seen so far: early on the rate is barely measured.
-        if i > self._mark[0]:  # the rate since the last check: follows a loss that changes speed
-            per_call = (now - self._mark[1]) / (i - self._mark[0])
-        elif self._rate > 0:  # right after a check: the rate between the last two checks
-            per_call = self._rate
-        else:
-            training = max(now - (self._t0 or now) - self._check_time, 0.0)
-            per_call = training / (i + 1)
-        wait = max(self._allowed_at - now, 0.0)
-        gap = max(1, math.ceil(wait / per_call)) if per_call > 0 else 1
-        gap = min(gap, i + 1)
-        self._schedule.next_sample = i + gap
-        self._schedule.next_due = self._schedule.next_due_from(i + 1)
-        self._next_due = self._schedule.next_due
 
     def _fail(self, result: CheckResult) -> None:
         action = self.options.on_failure
@@ -370,18 +329,12 @@ class GradientChecker:
                 checks=self._checks,
                 failures=self._failures,
                 undecided=self._undecided,
-                coverage=self._rotation.coverage,
-                check_time_s=self._check_time,
-                overhead=self._overhead(),
+                coverage=self._policy.rotation.coverage,
+                check_time_s=self._policy.check_time,
+                overhead=self._policy.overhead(_clock()),
                 max_relative_error=self._max_error,
                 last_result=self._last,
             )
-
-    def _overhead(self) -> float:
-        if self._t0 is None:
-            return 0.0
-        wall = _clock() - self._t0
-        return self._check_time / wall if wall > 0 else 0.0
 
     @property
     def last_result(self) -> CheckResult | None:
@@ -397,7 +350,7 @@ class GradientChecker:
         """Forget all calls and statistics, restart the sampling schedule from its seed, and
         let the next undecided or warned failed check warn again."""
         with self._lock:
-            self._schedule.reset()
+            self._policy.reset()
             self._reset_counters()
 
     def __repr__(self) -> str:
@@ -406,68 +359,6 @@ class GradientChecker:
             f"<GradientChecker {self.function}: {s.calls} calls, {s.checks} checks, "
             f"{s.failures} failures>"
         )
-
-
-class Rotation:
-    """Hands out coordinates for subset checks: a seeded permutation, consumed without repeats,
-    a fresh one for each pass; and records which coordinates have been checked.
-
-    Thread-safe: checks running at once in several threads take disjoint coordinates.
-    """
-
-    def __init__(self, seed: int | None) -> None:
-        self._lock = threading.Lock()
-        self._rng = np.random.default_rng(seed)
-        self._order = np.empty(0, dtype=np.intp)
-        self._next = 0
-        self._covered = np.zeros(0, dtype=bool)
-
-    def take(self, n: int, m: int) -> np.ndarray:
-        """The next ``m`` coordinates of ``n`` in this pass's order."""
-        with self._lock:
-            return self._take(n, m)
-
-    def _take(self, n: int, m: int) -> np.ndarray:
-        picked: list[np.ndarray] = []
-        while m > 0:
-            if self._order.size != n or self._next >= n:
-                self._order = self._rng.permutation(n)
-                self._next = 0
-            chunk = self._order[self._next : self._next + m]
-            self._next += chunk.size
-            picked.append(chunk)
-            m -= chunk.size
-        return np.unique(np.concatenate(picked)) if picked else np.empty(0, dtype=np.intp)
-
-    def cover(self, n: int, indices: np.ndarray | None) -> None:
-        """Record a check of ``indices`` (None: all ``n`` coordinates)."""
-        with self._lock:
-            self._cover(n, indices)
-
-    def _cover(self, n: int, indices: np.ndarray | None) -> None:
-        if self._covered.size != n:
-            self._covered = np.zeros(n, dtype=bool)
-        if indices is None:
-            self._covered[:] = True
-        else:
-            self._covered[indices] = True
-
-    @property
-    def coverage(self) -> float:
-        return float(self._covered.mean()) if self._covered.size else 0.0
-
-
-def _budget(value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
-        raise InvalidTypeError(f"budget must be a number or None, not {type(value).__name__}")
-    fraction = float(value)
-    if not (0.0 < fraction < 1.0):
-        raise InvalidArgumentError(
-            f"budget={value!r}: the fraction of time for checks must lie in (0, 1)"
-        )
-    return fraction
 
 
 def _peek(counter: itertools.count[int]) -> int:
@@ -504,27 +395,56 @@ def _user_stacklevel() -> int:
     return level
 
 
-def _is_plain_function(func: Any) -> bool:
-    """Whether ``func`` is a Python function defined outside any class body.
+def _kind(func: Any) -> str:
+    """How a callable given to the decorator receives its arguments.
 
-    Such a function is never bound to an instance, so a closure can wrap it: a closure call
-    costs a fraction of a wrapt ``FunctionWrapper`` call. Methods, classmethods, staticmethods
-    and other callables keep wrapt, which hands the wrapper the instance they are bound to.
+    ``"method"``: its first argument is the instance (or class), as for a function written in a
+    class body whose first parameter is ``self`` or ``cls``, or a classmethod; ``"function"``:
+    every argument is the caller's (plain functions, staticmethods, bound methods,
+    ``functools.partial`` objects, callable instances).
     """
-    if not inspect.isfunction(func):
-        return False
+    if isinstance(func, classmethod):
+        return "method"
+    if isinstance(func, staticmethod) or not inspect.isfunction(func):
+        return "function"
     owner = func.__qualname__.rpartition(".")[0]
-    return not owner or owner.endswith("<locals>")
+    if not owner or owner.endswith("<locals>"):
+        return "function"
+    params = list(inspect.signature(func).parameters.values())
+    if params and params[0].name in ("self", "cls") and params[0].kind in _POSITIONAL:
+        return "method"
+    return "function"
 
 
-def _checked_function(func: Callable[..., Any], checker: GradientChecker) -> Callable[..., Any]:
-    """A closure with the same hot path as :meth:`GradientChecker.__call__`, for functions."""
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
-    @functools.wraps(func)
+
+def _describe_callable(func: Any) -> str:
+    if isinstance(func, functools.partial):
+        return f"partial({_describe_callable(func.func)})"
+    name = getattr(func, "__qualname__", None)
+    return str(name) if name else type(func).__qualname__
+
+
+def _wrap(func: Callable[..., Any], checker: GradientChecker) -> Callable[..., Any]:
+    """The decorated function: one closure for every kind of callable.
+
+    This is the only call path. An unchecked call reads the mode (a context variable, the
+    function's own mode, the process-wide one), takes the next index from an atomic counter
+    and compares it with the next due index: no allocation, no random draw, no logging.
+    A closure is a plain Python function: it binds as a method (``self`` arrives as the first
+    argument), pickles by reference (by value under cloudpickle, carrying its checker), and
+    ``copy``/``deepcopy`` return it as they return any function.
+    """
+
     def checked(*args: Any, **kwargs: Any) -> Any:
         mode = checker._forced() or checker._mode or checker._holder.settings.mode
         if mode == "sample":
-            due = checker._next_due  # read before the index is taken: see GradientChecker.__call__
+            # ``_next_due`` is read *before* the index is taken: every value it ever holds is
+            # the first due index at or after some index already handed out, so it cannot lie
+            # past a due index handed out later. Read after, another thread could have moved
+            # it past this call's index in between, and a ``first``/``every`` check be lost.
+            due = checker._next_due
             i = next(checker._calls)
             if i < due:
                 return func(*args, **kwargs)
@@ -532,58 +452,157 @@ def _checked_function(func: Callable[..., Any], checker: GradientChecker) -> Cal
             return func(*args, **kwargs)
         else:
             i = next(checker._calls)
-        return checker._maybe_check(i, mode, func, None, args, kwargs)
+        return checker._maybe_check(i, mode, func, args, kwargs)
 
+    if inspect.isfunction(func) or inspect.ismethod(func):
+        functools.update_wrapper(checked, func)
+    else:  # a partial or a callable instance: its name and docstring, never its attributes
+        functools.update_wrapper(checked, func, updated=())
+        checked.__name__ = checked.__qualname__ = _describe_callable(func)
     checked.verigrad = checker  # type: ignore[attr-defined]
     return checked
 
 
-class _BoundCheckedFunction(wrapt.BoundFunctionWrapper):  # type: ignore[misc,type-arg,unused-ignore]
-    @property
-    def verigrad(self) -> GradientChecker:
-        """The :class:`GradientChecker` of the decorated function."""
-        return self._self_parent._self_checker  # type: ignore[no-any-return]
+# -- the types a type checker sees --------------------------------------------------------------
 
-    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
-        # Like a bound method: the instance (or class), and the attribute to look up on it.
-        owner = self._self_instance
-        if owner is None:
-            return (_by_name, (self.__module__, self.__qualname__))
-        return (getattr, (owner, self.__name__))
+P = ParamSpec("P")
+Q = ParamSpec("Q")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+S = TypeVar("S")
 
 
-def _by_name(module: str, qualname: str) -> Any:
-    """The object a module holds under a dotted qualified name (unpickling by reference)."""
-    obj: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
+class VerifiedFunction(Protocol[P, R_co]):
+    """What ``@verified_gradient(...)`` returns for a function or method, for type checkers:
+    a callable with the same signature and a ``.verigrad`` :class:`GradientChecker`.
 
-
-class _CheckedFunction(wrapt.FunctionWrapper):  # type: ignore[misc,type-arg,unused-ignore]
-    __bound_function_wrapper__ = _BoundCheckedFunction
-
-    def __init__(self, wrapped: Any, checker: GradientChecker) -> None:
-        super().__init__(wrapped, checker)
-        self._self_checker = checker
+    Accessed through an instance, a decorated method is a ``VerifiedFunction`` without its
+    first parameter, so ``model.grad.verigrad.stats`` type-checks too.
+    """
 
     @property
     def verigrad(self) -> GradientChecker:
-        """The :class:`GradientChecker` of the decorated function."""
-        return self._self_checker
+        """The per-function state: statistics, last result, reset."""
+        ...
 
-    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
-        # Pickled by reference, as Python pickles functions: the receiving process imports it.
-        return (_by_name, (self.__module__, self.__qualname__))
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+    @overload
+    def __get__(
+        self, instance: None, owner: type[Any] | None = None, /
+    ) -> VerifiedFunction[P, R_co]: ...
+
+    @overload
+    def __get__(
+        self: VerifiedFunction[Concatenate[S, Q], R],
+        instance: S,
+        owner: type[Any] | None = None,
+        /,
+    ) -> VerifiedFunction[Q, R]: ...
+
+
+class VerifiedStaticMethod(Protocol[P, R_co]):
+    """What decorating a ``staticmethod`` object gives, for type checkers: looked up on the
+    class or an instance, a :class:`VerifiedFunction` with the same signature."""
+
+    def __get__(
+        self, instance: Any, owner: type[Any] | None = None, /
+    ) -> VerifiedFunction[P, R_co]: ...
+
+
+class VerifiedClassMethod(Protocol[P, R_co]):
+    """What decorating a ``classmethod`` object gives, for type checkers: looked up on the
+    class or an instance, a :class:`VerifiedFunction` without the ``cls`` parameter."""
+
+    def __get__(
+        self, instance: Any, owner: type[Any] | None = None, /
+    ) -> VerifiedFunction[P, R_co]: ...
+
+
+class GradientDecorator:
+    """The decorator ``verified_gradient(...)`` returns; its options are already validated."""
+
+    __slots__ = ("_options",)
+
+    def __init__(self, options: CheckOptions) -> None:
+        self._options = options
+
+    @overload
+    def __call__(  # type: ignore[overload-overlap]
+        self, func: staticmethod[P, R], /
+    ) -> VerifiedStaticMethod[P, R]: ...
+
+    @overload
+    def __call__(self, func: classmethod[Any, P, R], /) -> VerifiedClassMethod[P, R]: ...
+
+    @overload
+    def __call__(self, func: Callable[P, R], /) -> VerifiedFunction[P, R]: ...
+
+    def __call__(self, func: Any, /) -> Any:
+        """Decorate ``func``: a function, method, staticmethod, classmethod, bound method,
+        ``functools.partial`` or callable instance."""
+        if not callable(func) and not isinstance(func, (staticmethod, classmethod)):
+            raise InvalidArgumentError(
+                f"@verified_gradient decorates functions, not {type(func).__name__}"
+            )
+        options = self._options
+        kind = _kind(func)
+        target = _binding_target(func)
+        if isinstance(options.loss, str):
+            options = dataclasses.replace(options, loss=_loss_by_name(options.loss, func, kind))
+        checker = GradientChecker(target, options, kind)
+        checked = _wrap(target, checker)
+        if isinstance(func, staticmethod):
+            return staticmethod(checked)
+        if isinstance(func, classmethod):
+            return classmethod(checked)
+        return checked
+
+
+def _loss_by_name(name: str, func: Any, kind: str) -> Callable[..., Any] | str:
+    """``loss="name"``: kept as a name for a method (looked up on each call's instance),
+    resolved now for a bound method; anything else has no instance, and is refused now."""
+    if kind == "method":
+        return name
+    if inspect.ismethod(func):
+        owner = func.__self__
+        try:
+            resolved = getattr(owner, name)
+        except AttributeError as exc:
+            raise InvalidArgumentError(
+                f"loss={name!r}: {type(owner).__name__} has no attribute {name!r}"
+            ) from exc
+        if not callable(resolved):
+            raise InvalidTypeError(f"loss={name!r}: {type(owner).__name__}.{name} is not callable")
+        return resolved  # type: ignore[no-any-return]
+    what = _describe_callable(_binding_target(func))
+    raise InvalidArgumentError(
+        f"loss={name!r} names a method of the instance, but {what} is not called with one "
+        f"(it is not a method taking self or cls); pass the loss function itself: "
+        f"@verified_gradient(loss={name})"
+    )
+
+
+class _Required:
+    """The default of ``loss``: says that it was not given."""
+
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+_REQUIRED: Any = _Required()
 
 
 def verified_gradient(
+    _func: None = None,
+    /,
     *,
-    loss: Callable[..., Any] | str,
+    loss: Callable[..., Any] | str = _REQUIRED,
     wrt: int | str | tuple[int | str, ...] | list[int | str] = 0,
-    sample_rate: float = 0.01,
+    sample_rate: float | None = None,
     every: int | None = None,
-    first: int | None = 1,
+    first: int | None = None,
+    budget: float | None = None,
     seed: int | None = None,
     mode: Mode | None = None,
     on_failure: OnFailure = "raise",
@@ -596,9 +615,8 @@ def verified_gradient(
     directions: Literal["rademacher", "gaussian"] = "rademacher",
     vectorized: bool = False,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
-    budget: float | None = None,
     executor: Executor | None = None,
-) -> Callable[[F], F]:
+) -> GradientDecorator:
     """Check a hand-written gradient function against finite differences of its loss.
 
     The decorated function is called as usual and its return value is returned unchanged (the
@@ -668,10 +686,25 @@ def verified_gradient(
         InvalidArgumentError, InvalidTypeError: at decoration time, for a bad option or a
             ``wrt`` that names no parameter.
     """
+    if _func is not None:
+        name = getattr(_func, "__name__", "grad")
+        raise InvalidArgumentError(
+            "@verified_gradient needs the loss the gradient belongs to: write "
+            f"@verified_gradient(loss=<your loss function>) above def {name}(...)"
+        )
+    if loss is _REQUIRED:
+        raise InvalidArgumentError(
+            "verified_gradient() needs loss=: the loss the gradient belongs to, e.g. "
+            "@verified_gradient(loss=my_loss), or loss='loss' for a method of the instance"
+        )
     if on_failure not in ON_FAILURE:
         raise InvalidArgumentError(
             f"on_failure={on_failure!r}; choose one of {', '.join(map(repr, ON_FAILURE))}"
         )
+    budget = validate_budget(budget)
+    if sample_rate is None and every is None and first is None and budget is None:
+        # Nothing said about when to check: the first call, then within 5 % of the time.
+        first, budget = DEFAULT_FIRST, DEFAULT_BUDGET
     options = CheckOptions(
         loss=loss,
         wrt=tuple(wrt) if isinstance(wrt, (list, tuple)) else wrt,
@@ -681,7 +714,7 @@ def verified_gradient(
         seed=seed,
         mode=None if mode is None else validate_mode(mode),
         on_failure=on_failure,
-        budget=_budget(budget),
+        budget=budget,
         check=CheckConfig(
             method=method,
             epsilon=epsilon,
@@ -695,15 +728,7 @@ def verified_gradient(
             executor=executor,
         ),
     )
-
-    def decorate(func: F) -> F:
-        if not callable(func) and not isinstance(func, (staticmethod, classmethod)):
-            raise InvalidArgumentError(
-                f"@verified_gradient decorates functions, not {type(func).__name__}"
-            )
-        checker = GradientChecker(func, options)
-        if _is_plain_function(func):
-            return _checked_function(func, checker)  # type: ignore[return-value]
-        return _CheckedFunction(func, checker)  # type: ignore[return-value]
-
-    return decorate
+    # The schedule's options are validated now, not at the first call.
+    validate_schedule(first=first, every=every, sample_rate=sample_rate, seed=seed)
+    Binder.validate_loss(loss)
+    return GradientDecorator(options)

@@ -1,20 +1,39 @@
-"""When to check: the sampling schedule of one decorated function.
+"""The policy layer: when to check a decorated function, which coordinates, and at what cost.
 
-The schedule turns ``first``, ``every`` and ``sample_rate`` into "the next call index that is
-due for a check", so that an unchecked call costs one integer comparison. Random gaps for
-sampling are drawn only when a sampled check happens, from the schedule's own generator.
+:class:`Policy` is the one interface the decorator talks to. Behind it, the
+:class:`Schedule` turns ``first``, ``every`` and ``sample_rate`` into "the next call index that
+is due for a check", so that an unchecked call costs one integer comparison (random gaps for
+sampling are drawn only when a sampled check happens, from the schedule's own generator); the
+:class:`Budget` keeps checks to a share of the wall time; the :class:`Rotation` hands out the
+coordinates of partial checks.
 """
 
 from __future__ import annotations
 
 import math
 import sys
+import threading
 
 import numpy as np
 
 from .exceptions import InvalidArgumentError, InvalidTypeError
 
 NEVER = sys.maxsize
+
+
+def validate_schedule(*, first: object, every: object, sample_rate: object, seed: object) -> None:
+    """Raise naming the option unless each of them is valid (None: not given)."""
+    _count(first, "first")
+    _count(every, "every")
+    if sample_rate is not None:
+        _rate(sample_rate)
+    _seed(seed)
+
+
+def _seed(seed: object) -> int | None:
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise InvalidTypeError(f"seed must be an int or None, not {type(seed).__name__}")
+    return None if seed is None else int(seed)
 
 
 def _count(value: object, name: str) -> int | None:
@@ -63,9 +82,7 @@ class Schedule:
         self.sample_rate = _rate(sample_rate)
         self.every = _count(every, "every")
         self.first = _count(first, "first") or 0
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise InvalidTypeError(f"seed must be an int or None, not {type(seed).__name__}")
-        self.seed = seed
+        self.seed = _seed(seed)
         self.reset()
 
     def reset(self) -> None:
@@ -82,14 +99,29 @@ class Schedule:
             return 1
         return int(self._rng.geometric(self.sample_rate))
 
-    def next_due_from(self, i: int) -> int:
-        """The smallest index ``>= i`` that is due."""
+    def next_due_from(self, i: int, sampled: bool = True) -> int:
+        """The smallest index ``>= i`` that is due (for ``first`` and ``every`` alone, when
+        ``sampled`` is false)."""
         if i < self.first:
             return i
-        due = self.next_sample if self.next_sample >= i else i
+        due = NEVER
+        if sampled:
+            due = self.next_sample if self.next_sample >= i else i
         if self.every is not None:
             due = min(due, i + (-(i + 1)) % self.every)
         return due
+
+    def exact_reason(self, i: int) -> str | None:
+        """``"first"`` or ``"every"`` if call ``i`` is due for that reason, else None."""
+        if i < self.first:
+            return "first"
+        if self.every is not None and (i + 1) % self.every == 0:
+            return "every"
+        return None
+
+    def draw(self, i: int) -> None:
+        """Call ``i`` took the pending sample: draw the gap to the next one."""
+        self.next_sample = i + self._gap()
 
     def take(self, i: int) -> str | None:
         """Decide for call ``i`` and advance the schedule; return why it is checked, or None.
@@ -98,13 +130,216 @@ class Schedule:
         checking was off, or was overtaken by another thread's call, is taken by the next call
         that gets here.
         """
-        reason: str | None = None
-        if i < self.first:
-            reason = "first"
-        elif self.every is not None and (i + 1) % self.every == 0:
-            reason = "every"
+        reason = self.exact_reason(i)
         if i >= self.next_sample:
             reason = reason or "sample"
-            self.next_sample = i + self._gap()
+            self.draw(i)
         self.next_due = self.next_due_from(i + 1)
         return reason
+
+
+class Budget:
+    """A cap on the share of wall time that checks take: the time policy.
+
+    After a check that took ``c`` seconds, the next sampled check may start once the run has
+    spent ``c (1/b - 1)`` more seconds outside checks, so that checks take about a fraction
+    ``b`` of the wall time. That wait is turned into a number of calls at the time per call
+    measured so far, so the unchecked path stays one integer comparison; when that call comes
+    and the clock says it is still too early, the check is pushed back again.
+
+    Not thread-safe by itself: :class:`Policy` calls it under its lock.
+    """
+
+    __slots__ = ("_allowed_at", "_mark", "_rate", "fraction", "next_allowed")
+
+    def __init__(self, fraction: float) -> None:
+        self.fraction = fraction
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all timing: the next call may be checked."""
+        self.next_allowed = 0  # the first call index the budget lets a sampled check have
+        self._allowed_at = 0.0  # the time from which it does
+        self._mark = (0, 0.0)  # (call index, time) at the end of the last sampled check
+        self._rate = 0.0  # seconds per call between the last two checks
+
+    def allows(self, i: int, now: float, t0: float, check_time: float) -> bool:
+        """Whether call ``i`` may have a sampled check now; if not, push the next one back."""
+        if now >= self._allowed_at:
+            return True
+        self._defer(i, now, t0, check_time)
+        return False
+
+    def spent(self, i: int, seconds: float, now: float, t0: float, check_time: float) -> None:
+        """Call ``i``'s check took ``seconds`` (ending ``now``): schedule the next one."""
+        self._allowed_at = now + seconds * (1.0 / self.fraction - 1.0)
+        if i > self._mark[0]:
+            # Training since the last check: up to this check.
+            self._rate = (now - seconds - self._mark[1]) / (i - self._mark[0])
+        self._mark = (i, now)
+        self._defer(i, now, t0, check_time)
+
+    def _defer(self, i: int, now: float, t0: float, check_time: float) -> None:
+        # Calls until the budget allows the next check, at the time per call measured so far;
+        # an estimate, so the check is re-examined (and deferred again) when it comes due. The
+        # gap never exceeds the calls seen so far: early on the rate is barely measured.
+        if i > self._mark[0]:  # the rate since the last check: follows a loss that changes speed
+            per_call = (now - self._mark[1]) / (i - self._mark[0])
+        elif self._rate > 0:  # right after a check: the rate between the last two checks
+            per_call = self._rate
+        else:
+            per_call = max(now - t0 - check_time, 0.0) / (i + 1)
+        wait = max(self._allowed_at - now, 0.0)
+        gap = max(1, math.ceil(wait / per_call)) if per_call > 0 else 1
+        self.next_allowed = i + min(gap, i + 1)
+
+
+class Rotation:
+    """Hands out coordinates for subset checks: a seeded permutation, consumed without repeats,
+    a fresh one for each pass; and records which coordinates have been checked.
+
+    Thread-safe: checks running at once in several threads take disjoint coordinates.
+    """
+
+    def __init__(self, seed: int | None) -> None:
+        self._lock = threading.Lock()
+        self._rng = np.random.default_rng(seed)
+        self._order = np.empty(0, dtype=np.intp)
+        self._next = 0
+        self._covered = np.zeros(0, dtype=bool)
+
+    def take(self, n: int, m: int) -> np.ndarray:
+        """The next ``m`` coordinates of ``n`` in this pass's order."""
+        with self._lock:
+            picked: list[np.ndarray] = []
+            while m > 0:
+                if self._order.size != n or self._next >= n:
+                    self._order = self._rng.permutation(n)
+                    self._next = 0
+                chunk = self._order[self._next : self._next + m]
+                self._next += chunk.size
+                picked.append(chunk)
+                m -= chunk.size
+            return np.unique(np.concatenate(picked)) if picked else np.empty(0, dtype=np.intp)
+
+    def cover(self, n: int, indices: np.ndarray | None) -> None:
+        """Record a check of ``indices`` (None: all ``n`` coordinates)."""
+        with self._lock:
+            if self._covered.size != n:
+                self._covered = np.zeros(n, dtype=bool)
+            if indices is None:
+                self._covered[:] = True
+            else:
+                self._covered[indices] = True
+
+    @property
+    def coverage(self) -> float:
+        """The fraction of coordinates checked at least once (0.0 before any check)."""
+        return float(self._covered.mean()) if self._covered.size else 0.0
+
+
+#: The schedule a decorator gets when none of ``first``, ``every``, ``sample_rate`` and
+#: ``budget`` is given: the first call, then as often as 5 % of the wall time allows.
+DEFAULT_FIRST = 1
+DEFAULT_BUDGET = 0.05
+
+
+def validate_budget(value: object) -> float | None:
+    """Return ``value`` as a fraction in (0, 1), or None; else raise naming ``budget``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise InvalidTypeError(f"budget must be a number or None, not {type(value).__name__}")
+    fraction = float(value)
+    if not (0.0 < fraction < 1.0):
+        raise InvalidArgumentError(
+            f"budget={value!r}: the fraction of time for checks must lie in (0, 1)"
+        )
+    return fraction
+
+
+class Policy:
+    """Every decision of one decorated function about checking, behind one interface.
+
+    - *when*: :class:`Schedule` (``first``, ``every``, ``sample_rate``) and :class:`Budget`
+      (the share of wall time). ``first`` and ``every`` checks always happen; sampled checks
+      come from ``sample_rate``, or from every call when only a budget is given, and the budget
+      then drops those that would exceed it.
+    - *which coordinates*: :class:`Rotation`, for checks of large parameters.
+    - *what it cost*: the time spent in checks since the first checked call.
+
+    The decorator reads :attr:`next_due` without a lock on every call (one comparison), and
+    calls :meth:`take` and :meth:`spent` under :attr:`lock`.
+    """
+
+    def __init__(
+        self,
+        *,
+        first: int | None,
+        every: int | None,
+        sample_rate: float | None,
+        budget: float | None,
+        seed: int | None,
+    ) -> None:
+        self.budget = None if budget is None else Budget(budget)
+        if sample_rate is None:
+            sample_rate = 1.0 if budget is not None else 0.0
+        self.schedule = Schedule(sample_rate=sample_rate, every=every, first=first, seed=seed)
+        self.seed = seed
+        self.lock = threading.Lock()
+        self._start()
+
+    def reset(self) -> None:
+        """Start over: no calls seen, the generators re-seeded, no time spent."""
+        self.schedule.reset()
+        if self.budget is not None:
+            self.budget.reset()
+        self._start()
+
+    def _start(self) -> None:
+        self.rotation = Rotation(self.seed)
+        self.t0: float | None = None  # when the first checked call started
+        self.check_time = 0.0
+        self.next_due = self._next_due_from(0)
+
+    def _next_due_from(self, i: int) -> int:
+        schedule = self.schedule
+        exact = schedule.next_due_from(i, sampled=False)
+        sampled = max(schedule.next_sample, i)
+        if self.budget is not None:
+            sampled = max(sampled, self.budget.next_allowed)
+        return min(exact, sampled)
+
+    def take(self, i: int, now: float) -> str | None:
+        """Decide for call ``i`` (made at ``now``) and advance: why it is checked, or None."""
+        if self.t0 is None:
+            self.t0 = now
+        schedule = self.schedule
+        reason = schedule.exact_reason(i)
+        if i >= schedule.next_sample and (
+            self.budget is None
+            or (
+                i >= self.budget.next_allowed
+                and self.budget.allows(i, now, self.t0, self.check_time)
+            )
+        ):
+            schedule.draw(i)
+            reason = reason or "sample"
+        self.next_due = self._next_due_from(i + 1)
+        return reason
+
+    def spent(self, i: int, seconds: float, now: float, trigger: str) -> None:
+        """Call ``i``'s check (``trigger`` said why) took ``seconds``, ending ``now``."""
+        if self.t0 is None:
+            self.t0 = now - seconds
+        self.check_time += seconds
+        if self.budget is not None and trigger != "debug":
+            self.budget.spent(i, seconds, now, self.t0, self.check_time)
+            self.next_due = self._next_due_from(i + 1)
+
+    def overhead(self, now: float) -> float:
+        """The time spent in checks as a fraction of the wall time since the first check."""
+        if self.t0 is None:
+            return 0.0
+        wall = now - self.t0
+        return self.check_time / wall if wall > 0 else 0.0

@@ -327,20 +327,35 @@ def run_tasks(
     executor: Executor, shipped: Any, task: Callable[..., Any], arguments: list[tuple[Any, ...]]
 ) -> list[Any]:
     """``task(shipped, *args)`` for each ``args`` on ``executor``, results in order. A loss that
-    cannot be pickled for a process or cluster executor gets an error that says so."""
+    cannot be pickled for a process or cluster executor gets an error that says so.
+
+    Tasks run with checking off (a loss calling a decorated gradient neither checks nor counts
+    there). When a task fails, or the wait is interrupted (Ctrl-C), the tasks not yet started
+    are cancelled before the exception propagates, so at most the chunks already running
+    finish after it."""
     if isinstance(executor, ProcessPoolExecutor):
         try:  # a process pool pickles lazily, in a feeder thread: find out here, clearly
             pickle.dumps(shipped)
         except Exception as exc:
             raise _unpicklable(executor, exc) from exc
+    from ._config import Unchecked  # checking off in the workers (see Unchecked)
+
+    guarded = Unchecked(task)
+    futures: list[Any] = []
     try:
-        futures = [executor.submit(task, shipped, *args) for args in arguments]
+        for args in arguments:
+            futures.append(executor.submit(guarded, shipped, *args))
         return [future.result() for future in futures]
     except (pickle.PicklingError, AttributeError, TypeError) as exc:
         message = str(exc).lower()
         if not any(word in message for word in ("pickle", "local object", "serializ")):
             raise
         raise _unpicklable(executor, exc) from exc
+    finally:
+        # On an error or KeyboardInterrupt, work not yet started is dropped: only the chunks
+        # already running finish (no-op for futures that are done).
+        for future in futures:
+            future.cancel()
 
 
 def _shifted_on(
