@@ -86,7 +86,7 @@ STILL_PENDING: dict[str, frozenset[str]] = {
     "detected": frozenset(),
     "at_kinks": frozenset(),
     "expected": frozenset(),
-    "calibration": frozenset({"boundary"}),
+    "calibration": frozenset(),
 }
 
 

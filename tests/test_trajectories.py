@@ -45,7 +45,7 @@ HAS_SCIPY = importlib.util.find_spec("scipy") is not None
 #: Runs whose targets today's check does not meet (issue 10): recorded as expected failures
 #: until the verdict pipeline lands; remove an entry when it passes.
 PENDING_RUNS: frozenset[str] = frozenset()
-PENDING_BUGS = frozenset(("xlogx20-late_flip1",))
+PENDING_BUGS: frozenset[str] = frozenset()
 PENDING = pytest.mark.xfail(
     reason="issue 10: the verdict pipeline that meets this target has not landed yet",
     strict=False,

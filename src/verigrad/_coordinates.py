@@ -301,6 +301,9 @@ def examine(
     ladder = [
         wide * base,  # rounding-optimal for a loss that curves on the scale 1
         np.where((x > 0.0) & (x < 0.1 * base), wide * x, np.nan),  # on its own scale
+        # The widest table that stays inside |x_i| (its stencil reaches 4h = |x_i|/8): where the
+        # loss's size comes from other coordinates, its rounding is far below the own scale's.
+        np.where((x > 0.0) & (x < 0.1 * base), x / 32.0, np.nan),
         # Narrower, for a first estimate limited by truncation. Factors of 3 rather than 2 or 4:
         # a stencil of x + h k/3 stays off the points the first one evaluated at.
         c.steps / 3.0,
@@ -318,8 +321,13 @@ def examine(
         if go.size:
             hs = h[fresh]
             values, errors, *_ = _evaluate(ev, work, f0, scheme("table"), go, hs, noise)
-            for sign in (1.0, -1.0):  # off the loss's domain on one side: the other side
-                out = ~np.isfinite(values)
+            # Off the loss's domain on one side: the other side; but not with a stencil far
+            # wider than a small coordinate, which would span the scale the loss curves on near
+            # its edge (log, sqrt, x log x) while its error bar assumed a smooth curve. The
+            # rungs on the coordinate's own scale stay inside.
+            wider = (x[go] > 0.0) & (x[go] < 0.1 * base[go]) & (hs > 0.25 * x[go])
+            for sign in (1.0, -1.0):
+                out = ~np.isfinite(values) & ~wider
                 if out.any():
                     v, e = _one_sided_table(ev, work, f0, go[out], hs[out], noise, sign)
                     values[out], errors[out] = v, e

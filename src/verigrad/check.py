@@ -258,7 +258,8 @@ def _run(
         coords, grad, idx, threshold, noise, outcome, config.n_directions, unexamined, f0, work
     )
     record.notes.extend(decision.notes)
-    record.cause = decision.cause or record.cause
+    # A mismatch is explained by the gradient itself: no cause in the loss is named for it.
+    record.cause = None if decision.verdict == "mismatch" else decision.cause or record.cause
     record.criterion = decision.criterion
     record.resolution = decision.resolution
     return record.finish(
