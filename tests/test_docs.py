@@ -1,0 +1,166 @@
+"""The README and the documentation pages say what is true: short, linked, and every example run.
+
+The Python blocks themselves run through sybil (``conftest.py`` at the repository root); these
+tests hold the rules around them: the README's size and commands, CI running exactly the
+README's test command, links that resolve, output shown only where it is checked.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import verigrad
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+PAGES = [README, *sorted(DOCS.rglob("*.md"))]
+
+FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,})(?P<info>[^\n`]*)$", re.MULTILINE)
+LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)")
+HEADING = re.compile(r"^#{1,6}[ \t]+(?P<title>.+?)[ \t]*#*$", re.MULTILINE)
+#: Languages a fence may name. Python code goes under "python", the only one that is run.
+LANGUAGES = {"python", "bash", "text", "ini", "toml"}
+
+
+def fenced_blocks(text: str) -> list[tuple[str, str]]:
+    """``(language, body)`` of each fenced block of a Markdown text."""
+    blocks = []
+    opening = None
+    for match in FENCE.finditer(text):
+        if opening is None:
+            opening = match
+        elif len(match["fence"]) >= len(opening["fence"]) and not match["info"].strip():
+            blocks.append((opening["info"].strip(), text[opening.end() : match.start()]))
+            opening = None
+    assert opening is None, "a fence is never closed"
+    return blocks
+
+
+def prose(text: str) -> str:
+    """``text`` without its fenced blocks and HTML comments (where ``#`` is not a heading)."""
+    text = re.sub(r"<!--.*?-->", "", text, flags=re.DOTALL)
+    for _, body in fenced_blocks(text):
+        text = text.replace(body, "")
+    return text
+
+
+def slug(title: str) -> str:
+    """A heading's anchor as Python-Markdown's toc extension (mkdocs) makes it."""
+    title = re.sub(r"`([^`]*)`", r"\1", title)
+    title = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", title)
+    title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    title = re.sub(r"[^\w\s-]", "", title).strip().lower()
+    return re.sub(r"[-\s]+", "-", title)
+
+
+def anchors(page: Path) -> set[str]:
+    return {slug(m["title"]) for m in HEADING.finditer(prose(page.read_text(encoding="utf-8")))}
+
+
+def python_blocks(page: Path) -> list[str]:
+    return [
+        body for lang, body in fenced_blocks(page.read_text(encoding="utf-8")) if lang == "python"
+    ]
+
+
+class TestReadme:
+    def test_at_most_8_kb(self) -> None:
+        """The README stays short: what verigrad is, install, commands, an example, links."""
+        assert len(README.read_bytes()) <= 8 * 1024
+
+    def test_opens_with_the_two_fresh_machine_commands(self) -> None:
+        """The first code block is the main example's command and the test suite's command."""
+        language, body = fenced_blocks(README.read_text(encoding="utf-8"))[0]
+        commands = [line for line in body.splitlines() if line and not line.startswith("#")]
+        assert language == "bash"
+        assert commands == [
+            "python3 -m venv .venv && .venv/bin/pip install -e . && "
+            ".venv/bin/python examples/linear_regression.py",
+            'python3 -m venv .venv && .venv/bin/pip install -e ".[test]" && '
+            ".venv/bin/python -m pytest",
+        ]
+
+    def test_ci_runs_the_readme_test_command(self) -> None:
+        """.ci/run runs the README's test command verbatim, and stops at the first failure."""
+        _, body = fenced_blocks(README.read_text(encoding="utf-8"))[0]
+        test_command = next(line for line in body.splitlines() if "pytest" in line)
+        ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+        assert test_command in ci.splitlines()
+        assert "set -euo pipefail" in ci
+
+    def test_ci_lints_type_checks_and_builds_the_docs(self) -> None:
+        """CI runs ruff, the format check, strict mypy and the strict docs build."""
+        ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+        for step in ("ruff check", "ruff format --check", "mypy", "mkdocs build --strict"):
+            assert step in ci
+
+    def test_headline_example_runs_from_a_fresh_namespace(self) -> None:
+        """The README's Python blocks define every name they use (once: NameError for ``w``)."""
+        source = "\n".join(block for block in python_blocks(README) if ">>>" not in block)
+        namespace: dict[str, object] = {}
+        exec(compile(source, str(README), "exec"), namespace)
+        assert {"X", "y", "loss", "grad", "w"} <= namespace.keys()
+
+    def test_mentions_summary(self) -> None:
+        """The report the README shows is named as what it is: ``result.summary()``."""
+        assert "summary()" in prose(README.read_text(encoding="utf-8"))
+        assert any("summary()" in block for block in python_blocks(README))
+
+
+class TestPages:
+    @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+    def test_fences_name_a_known_language(self, page: Path) -> None:
+        """Every fence names its language, so no Python hides in a block that is not run."""
+        for language, body in fenced_blocks(page.read_text(encoding="utf-8")):
+            assert language in LANGUAGES, f"{page.name}: fence {language!r}: {body[:60]!r}"
+
+    @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+    def test_prompts_only_in_checked_blocks(self, page: Path) -> None:
+        """Output shown after a ``>>>`` prompt is a doctest (checked), never plain text."""
+        for language, body in fenced_blocks(page.read_text(encoding="utf-8")):
+            if language != "python":
+                assert ">>>" not in body, f"{page.name}: an unchecked session: {body[:80]!r}"
+
+    @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+    def test_links_resolve(self, page: Path) -> None:
+        """Relative links name an existing file, and a heading where they name an anchor."""
+        for match in LINK.finditer(prose(page.read_text(encoding="utf-8"))):
+            target = match["target"]
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            assert linked.exists(), f"{page.name}: link to missing {target}"
+            if anchor and not anchor.startswith("verigrad."):  # API anchors: mkdocstrings
+                assert anchor in anchors(linked), f"{page.name}: no heading for {target}"
+
+    @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+    def test_quoted_section_references_exist(self, page: Path) -> None:
+        """A section named in quotes ('see "Reading the logs"') exists as a heading."""
+        titles = set().union(*(anchors(p) for p in PAGES))
+        text = prose(page.read_text(encoding="utf-8"))
+        for name in re.findall(r'(?:in|see|under) "([A-Z][^"]{3,})"', text):
+            assert slug(name) in titles, f"{page.name}: no section {name!r}"
+
+
+class TestReportedDefects:
+    def test_label_takes_the_index_of_a_worst_coordinate(self) -> None:
+        """``result.label(result.worst[0].index)`` names the worst coordinate as the report does."""
+        result = verigrad.check_gradient(
+            lambda x: x @ x, np.array([1.0, 2.0]), np.array([2.0, 4.4])
+        )
+        assert result.label(result.worst[0].index) == "[1]"
+
+    def test_the_shortest_logging_setup_is_shown(self) -> None:
+        """The JSON-lines-on-stderr setup that text once referred to is a block that runs."""
+        blocks = python_blocks(DOCS / "how-to" / "logging.md")
+        assert any(
+            'logging.basicConfig(format="%(message)s"' in block and "JSONRenderer()" in block
+            for block in blocks
+        )
