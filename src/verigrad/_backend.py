@@ -22,10 +22,10 @@ are copied, never written, and no random number generator is used.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -87,7 +87,7 @@ def array_kind(value: object) -> Kind:
     return kind if confirmed else "numpy"
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class ArrayInfo:
     """What a check needs to know about one parameter array.
 
@@ -331,6 +331,17 @@ class Workspace:
         else:
             host = np.array(host_array(x), dtype=wd, order="C", copy=True)
         return cls(info, host, name)
+
+    @classmethod
+    def from_host(
+        cls, host: Any, like: ArrayInfo, name: str = "x", *, dtype: WorkingDtype = "float64"
+    ) -> Workspace:
+        """A workspace for a host array (a structure's flat vector) in the library and on
+        the device of ``like``; ``like.dtype`` is what ``dtype="native"`` keeps. ``host`` is
+        copied."""
+        info = dataclasses.replace(like, shape=tuple(np.shape(host)))
+        wd = _working_dtype(info, dtype, name)
+        return cls(info, np.array(host, dtype=wd, order="C", copy=True), name)
 
     # -- points ----------------------------------------------------------------------------------
 

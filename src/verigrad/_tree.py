@@ -8,6 +8,7 @@ loss, flattens a gradient of the same structure, and names coordinates by their 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -54,8 +55,13 @@ class Leaf:
         return "float" if self.number else str(self.shape)
 
 
+#: A key that already reads as a path: "w", "layer1.weight", "0.bias" (torch's
+#: named_parameters() and state_dict()), "layers[0].b" (a flattened JAX pytree).
+_PATH_KEY = re.compile(r"(?:[^\W\d]\w*|\d+)(?:\[\d+\])*(?:\.(?:[^\W\d]\w*|\d+)(?:\[\d+\])*)*")
+
+
 def _key_path(prefix: str, key: object) -> str:
-    if isinstance(key, str) and key.isidentifier():
+    if isinstance(key, str) and _PATH_KEY.fullmatch(key):
         return f"{prefix}.{key}" if prefix else key
     return f"{prefix}[{key!r}]"
 
