@@ -164,3 +164,31 @@ class TestReportedDefects:
             'logging.basicConfig(format="%(message)s"' in block and "JSONRenderer()" in block
             for block in blocks
         )
+
+
+class TestChangelog:
+    KINDS = ("Added", "Changed", "Deprecated", "Removed", "Fixed", "Security")
+
+    def versions(self) -> list[tuple[str, str]]:
+        text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+        parts = re.split(r"^## (.+)$", text, flags=re.MULTILINE)
+        return list(zip(parts[1::2], parts[2::2], strict=True))
+
+    def test_versions_are_dated(self) -> None:
+        """Each release heading is ``[X.Y.Z] - YYYY-MM-DD``; only Unreleased has no date."""
+        headings = [heading for heading, _ in self.versions()]
+        assert headings[0] == "[Unreleased]"
+        for heading in headings[1:]:
+            assert re.fullmatch(r"\[\d+\.\d+\.\d+\] - \d{4}-\d{2}-\d{2}", heading), heading
+
+    def test_each_kind_of_change_once_per_version(self) -> None:
+        """Keep a Changelog's kinds, each at most once per version, every entry under one."""
+        for heading, body in self.versions():
+            kinds = re.findall(r"^### (.+)$", body, flags=re.MULTILINE)
+            assert kinds, heading
+            assert len(kinds) == len(set(kinds)), f"{heading}: {kinds}"
+            assert set(kinds) <= set(self.KINDS), f"{heading}: {kinds}"
+            before_first = body.split("### ", 1)[0]
+            assert not before_first.strip(), f"{heading}: entries outside a section"
+            for section in re.split(r"^### .+$", body, flags=re.MULTILINE)[1:]:
+                assert "\n\n- " not in section.strip("\n"), f"{heading}: a stray block"
