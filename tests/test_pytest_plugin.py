@@ -141,7 +141,7 @@ class TestDebugSession:
         _write(pytester, "def test_bad():\n    bad(W)")
         result = pytester.runpytest("--verigrad=debug")
         result.assert_outcomes(failed=1)
-        result.stdout.fnmatch_lines(["*GradientMismatchError*", REPORT_HEAD])
+        result.stdout.fnmatch_lines([f"*GradientMismatchError: {REPORT_HEAD.lstrip('*')}"])
         result.stdout.no_fnmatch_line("*not raised as an error*")
 
     @pytest.mark.parametrize("grad", ["bad_warn", "bad_log"])
@@ -314,7 +314,16 @@ class TestDefaultSession:
                 modules.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 modules.add(node.module.split(".")[0])
-        stdlib = {"__future__", "collections", "contextlib", "dataclasses", "math", "threading"}
+        stdlib = {
+            "__future__",
+            "collections",
+            "contextlib",
+            "dataclasses",
+            "math",
+            "os",
+            "sys",
+            "threading",
+        }
         assert modules <= stdlib | {"typing", "pytest"}
 
     def test_loading_the_plugin_imports_no_numpy(self) -> None:
@@ -327,6 +336,64 @@ class TestDefaultSession:
             [sys.executable, "-c", code], capture_output=True, text=True, check=True
         )
         assert out.stdout.strip() == "[]"
+
+
+class TestUsersFrames:
+    """A failed check shows the user's frames, not verigrad's (issue 12, item 7)."""
+
+    BODY = """
+        def train(w):
+            return bad(w)
+
+        def test_decorated():
+            train(W)
+
+        def test_assert():
+            verigrad.assert_gradient(loss, W, _bad)
+
+        def test_fixture(assert_gradient):
+            assert_gradient(loss, W, _bad)
+
+        def test_loss_raises():
+            def broken(w):
+                raise ValueError("broken loss")
+            verigrad.check_gradient(broken, W, _good)
+        """
+
+    def _internal_lines(self, lines: list[str]) -> list[str]:
+        return [line for line in lines if "verigrad/" in line.replace("\\", "/")]
+
+    def test_no_verigrad_frames(self, pytester: pytest.Pytester) -> None:
+        """Each failure ends at the user's line, followed by verigrad's report; it used to
+        start with three frames inside verigrad."""
+        _write(pytester, self.BODY)
+        result = pytester.runpytest("--verigrad=debug", "-k", "not loss_raises")
+        result.assert_outcomes(failed=3)
+        assert self._internal_lines(result.stdout.lines) == []
+        result.stdout.fnmatch_lines(
+            [
+                "*return bad(w)*",
+                "test_inner.py:*: GradientMismatchError",
+                "*verigrad.assert_gradient(loss, W, _bad)*",
+                "*assert_gradient(loss, W, _bad)*",
+            ]
+        )
+        assert sum("hint: analytical = 0.5 x numerical" in line for line in result.stdout.lines)
+
+    def test_full_trace_shows_everything(self, pytester: pytest.Pytester) -> None:
+        """--full-trace keeps verigrad's frames, for debugging verigrad itself."""
+        _write(pytester, self.BODY)
+        result = pytester.runpytest("--verigrad=debug", "-k", "decorated", "--full-trace")
+        result.assert_outcomes(failed=1)
+        assert self._internal_lines(result.stdout.lines)
+
+    def test_other_exceptions_keep_their_frames(self, pytester: pytest.Pytester) -> None:
+        """A loss that raises inside a check is not a check report: the whole path shows."""
+        _write(pytester, self.BODY)
+        result = pytester.runpytest("-k", "loss_raises")
+        result.assert_outcomes(failed=1)
+        assert self._internal_lines(result.stdout.lines)
+        result.stdout.fnmatch_lines(["*ValueError: broken loss*"])
 
 
 class TestSettingsRestored:
@@ -496,7 +563,7 @@ class TestFixture:
         )
         result = pytester.runpytest()
         result.assert_outcomes(failed=1)
-        result.stdout.fnmatch_lines(["*GradientMismatchError*", "*gradient check FAILED*"])
+        result.stdout.fnmatch_lines(["*GradientMismatchError: gradient check FAILED*"])
 
 
 class TestObserving:

@@ -36,6 +36,12 @@ Fixture ``assert_gradient``: :func:`verigrad.assert_gradient` with the test's se
 reproducible); keyword arguments given in the call win. Its checks are listed in the test's
 report section.
 
+Tracebacks: when a test fails on a check (a :class:`~verigrad.GradientMismatchError` or
+:class:`~verigrad.InconclusiveCheckError`, or a verigrad warning raised as an error), verigrad's
+own frames are left out: the traceback ends at the user's line that called the gradient or
+``assert_gradient``, followed by verigrad's report. ``--full-trace`` shows them all; other
+exceptions keep every frame.
+
 The module imports only the standard library and pytest at the top: verigrad (and numpy) are
 imported inside the hooks that need them, and only in sessions that use the plugin.
 """
@@ -43,6 +49,8 @@ imported inside the hooks that need them, and only in sessions that use the plug
 from __future__ import annotations
 
 import math
+import os
+import sys
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
@@ -60,6 +68,7 @@ __all__ = [
     "pytest_configure",
     "pytest_report_header",
     "pytest_runtest_call",
+    "pytest_runtest_makereport",
     "pytest_runtest_setup",
     "pytest_runtest_teardown",
     "pytest_sessionfinish",
@@ -321,6 +330,62 @@ def _phase(item: pytest.Item, when: str) -> Generator[None, object, object]:
     return outcome
 
 
+# -- tracebacks ------------------------------------------------------------------------------
+
+#: verigrad's installed folder: traceback entries inside it are verigrad's own frames.
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _is_check_report(exc: BaseException) -> bool:
+    """Whether ``exc`` reports a check (its message is the report): a failed or undecided
+    check raised by verigrad, or a verigrad warning turned into an error."""
+    from verigrad.exceptions import GradientMismatchError, InconclusiveCheckError, VerigradWarning
+
+    return isinstance(exc, (GradientMismatchError, InconclusiveCheckError, VerigradWarning))
+
+
+def _drop_verigrad_frames(exc: BaseException) -> None:
+    """Unlink verigrad's own frames from ``exc``'s traceback, in place.
+
+    pytest rebuilds tracebacks from the raw ``tb_next`` chain (``Traceback.cut``), so the
+    chain itself is rewired; filtering pytest's entries would not last.
+    """
+    chain = []
+    tb = exc.__traceback__
+    while tb is not None:
+        chain.append(tb)
+        tb = tb.tb_next
+    kept = [t for t in chain if not t.tb_frame.f_code.co_filename.startswith(_PACKAGE)]
+    if not kept or kept[0] is not chain[0] or len(kept) == len(chain):
+        return
+    for here, after in zip(kept, [*kept[1:], None], strict=True):
+        here.tb_next = after
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Show the user's frames, not verigrad's, when a test fails on a check.
+
+    For an exception that reports a check (:func:`_is_check_report`), verigrad's own frames
+    (the decorator's wrapper, the check, this plugin's fixture) are dropped from the traceback:
+    it ends at the user's line that called the gradient or ``assert_gradient``, followed by
+    verigrad's report. Every other exception keeps its whole traceback. ``--full-trace`` shows
+    everything.
+    """
+    excinfo = call.excinfo
+    if (
+        excinfo is not None
+        and "verigrad" in sys.modules
+        and not item.config.getoption("fulltrace", False)
+        and _is_check_report(excinfo.value)
+    ):
+        _drop_verigrad_frames(excinfo.value)
+        excinfo.traceback = type(excinfo.traceback)(excinfo.tb)
+    return (yield)
+
+
 # -- hooks -----------------------------------------------------------------------------------
 
 
@@ -436,6 +501,7 @@ def assert_gradient(request: pytest.FixtureRequest) -> Callable[..., CheckResult
         defaults["rtol"] = spec.rtol
 
     def check(loss: Any, x: Any, analytical: Any, **kwargs: Any) -> CheckResult:
+        __tracebackhide__ = True  # a failure shows the test's line, not this one
         context = {"trigger": "assert_gradient fixture"}
         try:
             result = verigrad.assert_gradient(loss, x, analytical, **{**defaults, **kwargs})
