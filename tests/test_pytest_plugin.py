@@ -396,6 +396,32 @@ class TestUsersFrames:
         result.stdout.fnmatch_lines(["*ValueError: broken loss*"])
 
 
+class TestOptionsAreConfiguration:
+    """The plugin maps its options onto verigrad's public configuration, as typeguard's does."""
+
+    def test_no_private_state(self) -> None:
+        """The plugin sets and restores settings through the public API only."""
+        source = inspect.getsource(pytest_plugin)
+        assert "_HOLDER" not in source
+        assert "from verigrad import _config" not in source
+
+    def test_option_is_the_configured_mode(self, pytester: pytest.Pytester) -> None:
+        """With --verigrad=sample the configuration says sample, in tests and their threads."""
+        _write(
+            pytester,
+            """
+            def test_configured():
+                assert verigrad.get_settings().mode == "sample"
+                seen = []
+                t = threading.Thread(target=lambda: seen.append(verigrad.current_mode()))
+                t.start()
+                t.join()
+                assert seen == ["sample"]
+            """,
+        )
+        pytester.runpytest("--verigrad=sample").assert_outcomes(passed=1)
+
+
 class TestSettingsRestored:
     """The session's settings do not outlive it."""
 
@@ -412,7 +438,7 @@ class TestSettingsRestored:
             """,
         )
         pytester.runpytest_inprocess("--verigrad=debug").assert_outcomes(passed=1)
-        assert verigrad.get_settings() is before
+        assert verigrad.get_settings() == before
         assert _config._CONTEXT_MODE.get() is None
         assert _reporting._observers == ()
 

@@ -3,7 +3,10 @@
 Registered through the ``pytest11`` entry point: installing verigrad is enough, no conftest.
 Without any of the options below and without the marker, the plugin changes nothing.
 
-Options (the command line wins over the ini file):
+Options (the command line wins over the ini file). As in typeguard's plugin, each option is
+mapped onto verigrad's public configuration and nothing else: the mode through
+:func:`verigrad.configure` (and :func:`verigrad.debug`, the one way to outrank a decorator's own
+``mode=``), restored through :func:`verigrad.reset_defaults` and :func:`verigrad.configure`:
 
 - ``--verigrad=debug|sample|off`` / ini ``verigrad_mode``: the mode for the whole session,
   set with :func:`verigrad.configure` from start to end (so threads a test starts follow it)
@@ -54,12 +57,13 @@ import sys
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
+    from verigrad import Settings
     from verigrad.result import CheckResult
 
 __all__ = [
@@ -129,16 +133,26 @@ class _Spec:
 
 @contextmanager
 def _forced(mode: str) -> Iterator[None]:
-    """``mode`` process-wide and forced in this thread/task; the previous state afterwards."""
-    from verigrad import _config
+    """``mode`` as verigrad's configuration (:func:`verigrad.configure`), and forced in this
+    thread and its asyncio tasks as a :func:`verigrad.debug` block would (a decorator's own
+    ``mode=`` outranks ``configure``); the previous configuration afterwards."""
+    import verigrad
 
-    previous = _config.get_settings()
-    _config.configure(mode=mode)  # type: ignore[arg-type]
+    previous = verigrad.get_settings()
+    verigrad.configure(mode=mode)  # type: ignore[arg-type]
     try:
-        with _config.debug(mode == "debug"):
+        with verigrad.debug(mode == "debug"):
             yield
     finally:
-        _config._HOLDER.settings = previous
+        _restore(previous)
+
+
+def _restore(settings: Settings) -> None:
+    """Put back ``settings`` with the public API: the defaults, then each field configured."""
+    import verigrad
+
+    verigrad.reset_defaults()
+    verigrad.configure(**{f.name: getattr(settings, f.name) for f in fields(settings)})
 
 
 class _Session:
