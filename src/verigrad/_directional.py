@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._coordinates import NOISE_BOUND
+from ._direction import Direction
 from ._evaluate import Evaluator
 from ._noise import Noise
 from ._typing import FloatArray
@@ -74,7 +75,11 @@ def _dot(a: FloatArray, u: FloatArray) -> float:
         return float(a @ u)
 
 
-def _central(ev: Evaluator, work: FloatArray, u: FloatArray, ts: list[float]) -> list[float]:
+#: What a direction may be: a compact random one, or an array (the halves of a bisection).
+Ray = FloatArray | Direction
+
+
+def _central(ev: Evaluator, work: FloatArray, u: Ray, ts: list[float]) -> list[float]:
     """Centered derivatives along ``u`` at each step in ``ts`` (two evaluations each)."""
     vals = ev.along(work, [p for t in ts for p in ((u, t), (u, -t))])
     return [(vals[2 * k] - vals[2 * k + 1]) / (2.0 * t) for k, t in enumerate(ts)]
@@ -108,29 +113,30 @@ def directional_check(
     n = flat_x.size
     if n == 0 or k <= 0:
         return out
-    scale = np.maximum(np.abs(flat_x), 1.0)
-    inside = np.where(flat_x != 0.0, np.abs(flat_x), 1.0)
     level = NOISE_BOUND * noise.level
     t0 = noise.step_eps**0.2
     # (direction, discrepancy, its error bar, discrepancy in error bars, the step to bisect at)
-    directions: list[tuple[FloatArray, float, float, float, float]] = []
+    directions: list[tuple[Direction, float, float, float, float]] = []
     for _ in range(k):
-        signs = rng.standard_normal(n) if gaussian else rng.choice((-1.0, 1.0), size=n)
+        signs = Direction.random(rng, n, "step", gaussian)
         found = None
-        for s, t in ((scale, t0), (inside, t0), (inside, t0 * 1e-3)):
-            u = (signs * s).reshape(work.shape)
+        for u, t in (
+            (signs, t0),
+            (signs.with_rule("inside"), t0),
+            (signs.with_rule("inside"), t0 * 1e-3),
+        ):
             r1, d1, t_used, err = _richardson_along(ev, work, u, t, level)
             if np.isfinite(r1):
                 found = (u, r1, d1, t_used, err)
                 break
         if found is None:
             out.numerical.append(float("nan"))
-            out.analytical.append(_dot(flat_a, (signs * scale)))
+            out.analytical.append(signs.dot(work, flat_a))
             out.errors.append(float("nan"))
             out.labels.append("domain")
             continue
         u, r1, d1, t, err = found
-        ana = _dot(flat_a, u.reshape(-1))
+        ana = u.dot(work, flat_a)
         out.numerical.append(r1)
         out.analytical.append(ana)
         out.errors.append(err)
@@ -173,7 +179,7 @@ MAX_NARROWING = 6
 def _second_look(
     ev: Evaluator,
     work: FloatArray,
-    u: FloatArray,
+    u: Ray,
     f0: float,
     t: float,
     ana: float,
@@ -240,7 +246,7 @@ def _second_look(
 def _richardson_along(
     ev: Evaluator,
     work: FloatArray,
-    u: FloatArray,
+    u: Ray,
     t0: float,
     level: float,
     max_shrink: int = 4,
@@ -279,7 +285,7 @@ def _richardson_along(
 def _bisect(
     ev: Evaluator,
     work: FloatArray,
-    u: FloatArray,
+    u: Direction,
     flat_a: FloatArray,
     gap: float,
     err: float,
@@ -293,7 +299,7 @@ def _bisect(
     The derivative along the left half comes from its own Richardson table (with its own error
     bar); the right half's discrepancy is the parent's minus the left's, with both error bars.
     """
-    flat_u = u.reshape(-1)
+    flat_u = u.array(work).reshape(-1)  # a bug was found along u: memory is worth it now
     stack = [(np.flatnonzero(flat_u), gap, err)]
     found: list[int] = []
     while stack and len(found) < limit:

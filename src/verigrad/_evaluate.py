@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ._direction import Direction, point
 from ._typing import FloatArray
 from .estimators import BatchedLoss, ScalarLoss, _add_note, run_tasks, shifted_values
 
@@ -40,11 +41,13 @@ class _Fresh:
         return self.fn(np.array(point, copy=True))
 
 
-def _along_chunk(
-    f: ScalarLoss, work: FloatArray, pairs: list[tuple[FloatArray, float]]
-) -> list[float]:
+#: A direction to move along: a float64 array shaped like the point, or a compact one.
+Along = tuple[FloatArray | Direction, float]
+
+
+def _along_chunk(f: ScalarLoss, work: FloatArray, pairs: list[Along]) -> list[float]:
     """One task of a parallel directional evaluation: runs in a worker."""
-    return [f(work + t * u) for u, t in pairs]
+    return [f(point(work, u, t)) for u, t in pairs]
 
 
 class Evaluator:
@@ -124,7 +127,7 @@ class Evaluator:
                 self.first_nonfinite = lambda w: _moved(w, i, off)
         return values, offsets
 
-    def along(self, work: FloatArray, pairs: Sequence[tuple[FloatArray, float]]) -> FloatArray:
+    def along(self, work: FloatArray, pairs: Sequence[Along]) -> FloatArray:
         """The loss at ``work + t * u`` for each ``(u, t)`` in ``pairs``."""
         out = np.empty(len(pairs))
         if not pairs:
@@ -134,7 +137,7 @@ class Evaluator:
                 size = self._f.batch_size
                 for a in range(0, len(pairs), size):
                     chunk = pairs[a : a + size]
-                    points = np.stack([work + t * u for u, t in chunk])
+                    points = np.stack([point(work, u, t) for u, t in chunk])
                     out[a : a + len(chunk)] = self._f.batch(points)
             elif self._executor is not None and len(pairs) > 1:
                 workers = getattr(self._executor, "_max_workers", None) or os.cpu_count() or 1
@@ -151,7 +154,7 @@ class Evaluator:
             else:
                 f = self._f
                 for k, (u, t) in enumerate(pairs):
-                    out[k] = f(work + t * u)
+                    out[k] = f(point(work, u, t))
         except BaseException as exc:
             _add_note(exc, "verigrad: raised while evaluating the loss along a random direction")
             raise
@@ -161,7 +164,7 @@ class Evaluator:
             self.n_nonfinite += int(bad.sum())
             if self.first_nonfinite is None:
                 u, t = pairs[int(np.argmax(bad))]
-                self.first_nonfinite = lambda w: w + t * u
+                self.first_nonfinite = lambda w: point(w, u, t)
         return out
 
     def recheck(self, work: FloatArray) -> float | None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._direction import Direction
 from ._evaluate import Evaluator
 from ._typing import FloatArray
 
@@ -83,16 +84,12 @@ def _precision(eps: float) -> str:
 
 def probe_direction(
     work: FloatArray, rng: np.random.Generator, step_scale: bool = False
-) -> FloatArray:
+) -> Direction:
     """Random signs scaled by ``|x_i|`` (by 1 where ``x_i`` is 0): every coordinate moves in
     proportion to its size, so positive parameters stay positive and a coordinate that curves
     on its own small scale looks smooth. With ``step_scale``, by ``max(|x_i|, 1)`` as the
     difference steps are, capped at ``100 |x_i|``."""
-    flat = np.abs(work.reshape(-1))
-    scale = np.minimum(np.maximum(flat, 1.0), 100.0 * flat) if step_scale else flat
-    scale = np.where(flat != 0.0, scale, 1.0)
-    signs = rng.choice((-1.0, 1.0), size=flat.size)
-    return (signs * scale).reshape(work.shape)
+    return Direction.random(rng, work.size, "capped" if step_scale else "inside")
 
 
 def noise_level(values: FloatArray) -> tuple[float, bool] | None:
@@ -144,9 +141,16 @@ def measure_noise(ev: Evaluator, work: FloatArray, f0: float, rng: np.random.Gen
         # a long direction) and took its spike for scatter: a window a hundred times shorter
         # seldom reaches one. (Not for a float32 level: float32's values are quantised, and
         # their second differences cluster at multiples of one ulp.)
-        shorter, scale, _, _ = _window(ev, work, f0, u, scale, (move / 100.0,))
-        if shorter is not None and shorter[1] and shorter[0] < 0.25 * noise[0]:
-            noise = shorter
+        # Noise that happens to look kinked (a sawtooth) is not fooled twice: the shorter
+        # level must hold along a second direction too.
+        levels = []
+        for v in (u, probe_direction(work, rng)):
+            shorter, scale, _, _ = _window(ev, work, f0, v, scale, (move / 100.0,))
+            if shorter is None or not shorter[1] or shorter[0] >= 0.25 * noise[0]:
+                break
+            levels.append(shorter[0])
+        if len(levels) == 2 and max(levels) <= 4.0 * min(levels):
+            noise = (max(levels), True)
     if noise is None or (noise[1] and _precision(_eps(noise[0], scale)) == "float64"):
         # A float32 part scatters by the same amount whatever the move; kinks crossed by the
         # larger moves (a ReLU network) scatter in proportion to the move: the level must hold
@@ -178,7 +182,7 @@ def _window(
     ev: Evaluator,
     work: FloatArray,
     f0: float,
-    u: FloatArray,
+    u: Direction,
     scale: float,
     deltas: tuple[float, ...] = DELTAS,
 ) -> tuple[tuple[float, bool] | None, float, float, bool]:

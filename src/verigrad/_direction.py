@@ -1,0 +1,119 @@
+"""Random directions that cost one byte per coordinate.
+
+A check of a million parameters moves along a handful of random directions. Kept as float64
+arrays, each would cost as much memory as the parameter, and every point ``x + t u`` two
+passes over both. A :class:`Direction` keeps only the signs (one byte per coordinate) and a
+rule for how far each coordinate moves (a function of ``x_i``), and builds points and dot
+products chunk by chunk, in pieces that stay in the processor's cache.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from ._typing import FloatArray
+
+__all__ = ["CHUNK", "Direction", "point"]
+
+#: Coordinates per chunk: 256 KiB of float64, a piece that stays in cache while it is built.
+CHUNK = 1 << 15
+
+#: How far coordinate ``i`` moves per unit of ``t``: ``"step"``, ``max(|x_i|, 1)`` (as the
+#: difference steps); ``"inside"``, ``|x_i|`` (1 where ``x_i`` is 0), which keeps a positive
+#: parameter positive; ``"capped"``, ``max(|x_i|, 1)`` capped at ``100 |x_i|`` (1 at 0).
+Rule = Literal["step", "inside", "capped"]
+
+
+class Direction:
+    """A direction ``u`` over the flat parameter: signs (or, for Gaussian directions, values)
+    times a length per coordinate that follows from ``x`` by ``rule``.
+
+    Picklable (an executor's workers build their own points from it).
+    """
+
+    __slots__ = ("negative", "rule", "values")
+
+    def __init__(
+        self, negative: np.ndarray | None, rule: Rule, values: FloatArray | None = None
+    ) -> None:
+        self.negative = negative
+        self.rule = rule
+        self.values = values
+
+    @classmethod
+    def random(
+        cls, rng: np.random.Generator, n: int, rule: Rule, gaussian: bool = False
+    ) -> Direction:
+        """Random signs (or standard normal values) for ``n`` coordinates."""
+        if gaussian:
+            return cls(None, rule, rng.standard_normal(n))
+        return cls(rng.integers(0, 2, size=n, dtype=np.bool_), rule)
+
+    def with_rule(self, rule: Rule) -> Direction:
+        """The same signs with another length rule."""
+        return Direction(self.negative, rule, self.values)
+
+    def __getstate__(self) -> tuple[np.ndarray | None, Rule, FloatArray | None]:
+        return self.negative, self.rule, self.values
+
+    def __setstate__(self, state: tuple[np.ndarray | None, Rule, FloatArray | None]) -> None:
+        self.negative, self.rule, self.values = state
+
+    def _chunk(self, x: FloatArray, a: int, b: int) -> FloatArray:
+        """``u[a:b]`` for the flat point ``x``."""
+        size = np.abs(x[a:b])
+        if self.rule == "step":
+            np.maximum(size, 1.0, out=size)
+        elif self.rule == "capped":
+            capped = np.minimum(np.maximum(size, 1.0), 100.0 * size)
+            size = np.where(size != 0.0, capped, 1.0)
+        else:
+            size[size == 0.0] = 1.0
+        if self.values is not None:
+            size *= self.values[a:b]
+        else:
+            assert self.negative is not None
+            np.negative(size, out=size, where=self.negative[a:b])
+        return size
+
+    def point(self, work: FloatArray, t: float) -> FloatArray:
+        """A new array ``work + t * u``, shaped like ``work``."""
+        x = work.reshape(-1)
+        out = np.empty(work.shape, dtype=np.float64)
+        flat = out.reshape(-1)
+        for a in range(0, x.size, CHUNK):
+            b = min(a + CHUNK, x.size)
+            u = self._chunk(x, a, b)
+            u *= t
+            np.add(x[a:b], u, out=flat[a:b])
+        return out
+
+    def dot(self, work: FloatArray, g: FloatArray) -> float:
+        """``g . u`` (``g`` flat); inf, without a warning, for a gradient near 1e308."""
+        x = work.reshape(-1)
+        total = 0.0
+        with np.errstate(over="ignore", invalid="ignore"):
+            for a in range(0, x.size, CHUNK):
+                b = min(a + CHUNK, x.size)
+                total += float(g[a:b] @ self._chunk(x, a, b))
+        return total
+
+    def array(self, work: FloatArray) -> FloatArray:
+        """``u`` as a float64 array shaped like ``work`` (for the rare paths that need it)."""
+        x = work.reshape(-1)
+        out = np.empty(x.size, dtype=np.float64)
+        for a in range(0, x.size, CHUNK):
+            b = min(a + CHUNK, x.size)
+            out[a:b] = self._chunk(x, a, b)
+        return out.reshape(work.shape)
+
+
+def point(work: FloatArray, u: FloatArray | Direction, t: float) -> FloatArray:
+    """A new array ``work + t * u``: one allocation, whatever ``u`` is."""
+    if isinstance(u, Direction):
+        return u.point(work, t)
+    out: FloatArray = np.multiply(u, t)
+    out += work
+    return out
