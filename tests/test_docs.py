@@ -36,7 +36,7 @@ def fenced_blocks(text: str) -> list[tuple[str, str]]:
         if opening is None:
             opening = match
         elif len(match["fence"]) >= len(opening["fence"]) and not match["info"].strip():
-            blocks.append((opening["info"].strip(), text[opening.end() : match.start()]))
+            blocks.append((opening["info"].strip(), text[opening.end() + 1 : match.start()]))
             opening = None
     assert opening is None, "a fence is never closed"
     return blocks
@@ -192,3 +192,61 @@ class TestChangelog:
             assert not before_first.strip(), f"{heading}: entries outside a section"
             for section in re.split(r"^### .+$", body, flags=re.MULTILINE)[1:]:
                 assert "\n\n- " not in section.strip("\n"), f"{heading}: a stray block"
+
+
+NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+
+
+def same_but_for_numbers(shown: str, printed: str, factor: float = 3.0) -> bool:
+    """Whether two lines differ only in numbers, each within ``factor`` of the other.
+
+    Timings, rounding-level errors and error bars vary from machine to machine; the words,
+    the layout and the order of magnitude of every figure do not.
+    """
+    if NUMBER.sub("#", shown).split() != NUMBER.sub("#", printed).split():
+        return False
+    for a, b in zip(NUMBER.findall(shown), NUMBER.findall(printed), strict=True):
+        x, y = abs(float(a)), abs(float(b))
+        if x != y and not (min(x, y) > 0 and max(x, y) / min(x, y) <= factor):
+            return False
+    return True
+
+
+class TestCommandLinePage:
+    PAGE = DOCS / "how-to" / "command-line.md"
+    TIMED = re.compile(r"\d+ loss evaluations in [\d.]+ (?:ms|us|s)")
+
+    def sessions(self) -> list[tuple[str, list[str]]]:
+        """``(command, output lines)`` of each ``$ verigrad ...`` session the page shows."""
+        found = []
+        for language, body in fenced_blocks(self.PAGE.read_text(encoding="utf-8")):
+            lines = body.splitlines()
+            if language == "text" and lines and lines[0].startswith("$ verigrad "):
+                found.append((lines[0][2:], lines[1:]))
+        return found
+
+    def test_the_page_shows_check_and_sweep(self) -> None:
+        """The page has a session for ``check`` and one for ``sweep`` (so the next test runs)."""
+        assert {command.split()[1] for command, _ in self.sessions()} >= {"check", "sweep"}
+
+    def test_shown_sessions_are_what_the_command_prints(self, tmp_path: Path) -> None:
+        """Each session's output is the command's, up to timings and rounding-level digits."""
+        import subprocess
+        import sys
+
+        model = next(b for b in python_blocks(self.PAGE) if b.startswith("# model.py"))
+        (tmp_path / "model.py").write_text(model, encoding="utf-8")
+        for command, shown in self.sessions():
+            proc = subprocess.run(
+                [sys.executable, "-m", "verigrad", *command.split()[1:]],
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            printed = proc.stdout.splitlines()
+            assert len(printed) == len(shown), f"{command}:\n{proc.stdout}{proc.stderr}"
+            for a, b in zip(shown, printed, strict=True):
+                a, b = self.TIMED.sub("N evals", a), self.TIMED.sub("N evals", b)
+                assert same_but_for_numbers(a, b), f"{command}: shown {a!r}, printed {b!r}"
