@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -62,6 +63,34 @@ class TestExamples:
         assert "hint: the gradient of layer1.W, layer1.b is wrong; the others agree" in out
 
 
+def needs(module: str) -> pytest.MarkDecorator:
+    """Skip a framework's example where the framework is not installed."""
+    missing = importlib.util.find_spec(module) is None
+    return pytest.mark.skipif(missing, reason=f"{module} is not installed")
+
+
+class TestFrameworkExamples:
+    @needs("torch")
+    def test_torch_two_layer_trains_then_names_the_slip(self) -> None:
+        """The custom autograd.Function's backward passes its checks while SGD trains, and
+        the forgotten tanh derivative is caught at once, naming W1 and b1."""
+        out = run_example("torch_two_layer.py")
+        assert "150 calls, 9 checked, 0 failed" in out
+        final = float(out.split("loss ", 1)[1].split(" -> ")[1].split()[0])
+        assert final < 0.05
+        assert "gradient check FAILED for gradient (call 0): verdict 'mismatch'" in out
+        assert "hint: the gradient of W1, b1 is wrong; the others agree" in out
+
+    @needs("jax")
+    def test_jax_linear_trains_then_catches_the_dropped_factor(self) -> None:
+        """The jit-compiled float32 gradient passes its checks, and the dropped factor of 2
+        fails the first check."""
+        out = run_example("jax_linear.py")
+        assert "100 calls, 8 checked, 0 failed" in out
+        assert "gradient check FAILED for grad_with_slip (call 0): verdict 'mismatch'" in out
+        assert "precision: the loss computes in float32" in out
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.py")))
 def test_every_example_is_covered(name: str) -> None:
     """Each example file has a dedicated test above."""
@@ -70,5 +99,7 @@ def test_every_example_is_covered(name: str) -> None:
         "softmax_classifier.py",
         "catch_a_bug.py",
         "two_layer_network.py",
+        "torch_two_layer.py",
+        "jax_linear.py",
     }
     assert name in covered
