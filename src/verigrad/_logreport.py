@@ -172,7 +172,7 @@ def _odd_layout(record: Any) -> str | None:
 
 def _scan(text: str) -> _Scan:
     """Every check event among the JSON objects of one line, and what was left unread."""
-    text = text.replace("\x00", "")
+    text = text.replace("\x00", "").strip()
     events: list[dict[str, Any]] = []
     rest: list[str] = []  # the text outside every JSON value that was read
     problem: str | None = None
@@ -199,7 +199,9 @@ def _scan(text: str) -> _Scan:
             # Not JSON from here (a broken or cut event, a brace in text): skip this brace.
             rest.append("{")
             pos = start + 1
-            broken = broken or f"broken JSON ({exc.msg} at column {exc.colno})"
+            broken = broken or (
+                f"broken JSON: {exc.msg.removesuffix(' at').lower()} (column {exc.colno})"
+            )
             continue
         pos = end
         fields = _event_dict(value) if isinstance(value, dict) else None

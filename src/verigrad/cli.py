@@ -286,10 +286,12 @@ def _point(args: argparse.Namespace) -> np.ndarray | dict[str, np.ndarray]:
     count = math.prod(shape)
     needed = 8 * count
     memory = _memory_bytes()
-    if needed > memory:
+    # The point and the check's working copy, at least: refused before anything is allocated.
+    if 2 * needed > memory:
         raise UsageError(
-            f"--shape {' '.join(map(str, shape))}: a point of {count:,} float64 values needs "
-            f"{needed / 2**30:,.1f} GiB, more than this machine's {memory / 2**30:,.1f} GiB"
+            f"--shape {' '.join(map(str, shape))}: a point of {count:,} float64 values "
+            f"({needed / 2**30:,.1f} GiB) and a working copy need more than this machine's "
+            f"{memory / 2**30:,.1f} GiB"
         )
     try:
         return np.random.default_rng(args.seed).standard_normal(shape)
