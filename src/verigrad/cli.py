@@ -475,8 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="verigrad",
         description="Check hand-written gradients against finite differences.",
-        epilog="exit status: "
-        + ", ".join(f"{code} {meaning}" for code, meaning in EXIT_STATUSES.items()),
+        epilog="exit status:\n"
+        + "\n".join(f"  {code}  {meaning}" for code, meaning in EXIT_STATUSES.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"verigrad {__version__}")
