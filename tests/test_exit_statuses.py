@@ -364,3 +364,16 @@ class TestStatusesAreExact:
         )
         assert main(_check(model, "--shape", "3", grad="buggy")) == EXIT_USAGE
         assert "RuntimeError: user bug" in capsys.readouterr().err
+
+
+class TestReportInputs:
+    """``report`` input errors are 2."""
+
+    def test_folder_or_missing_log(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A folder given as the log, or no such file: 2 with the reason."""
+        assert main(["report", str(tmp_path)]) == EXIT_USAGE
+        assert "is a folder" in capsys.readouterr().err
+        assert main(["report", str(tmp_path / "missing.jsonl")]) == EXIT_USAGE
+        assert "no such file" in capsys.readouterr().err
