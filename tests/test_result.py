@@ -170,6 +170,8 @@ class TestSummary:
         assert "flipped sign" in hint
         rows = [line.split() for line in r.summary().splitlines() if line.startswith("    [")]
         assert [row[-1] for row in rows] == ["-1", "-1"]
+        assert r.to_event()["hint"] == hint  # the log (and `verigrad report`) carries it too
+        assert "hint" not in vg.check_gradient(_sq, x, 2 * x).to_event()
 
     @pytest.mark.parametrize(
         ("factor", "words"),

@@ -85,8 +85,13 @@ def working_copy(x: Any, name: str = "x") -> FloatArray:
     return np.array(arr, dtype=np.float64, order="C", copy=True)
 
 
+#: Above this many entries a float64 gradient is not copied for the check (a read-only view).
+COPY_MAX = 1 << 16
+
+
 def gradient_array(g: Any, shape: tuple[int, ...], name: str = "analytical") -> FloatArray:
-    """The analytical gradient as a read-only float64 array, checked against the parameter shape."""
+    """The analytical gradient as a read-only float64 array, checked against the parameter shape:
+    a copy, or above :data:`COPY_MAX` entries of float64 a read-only view of it."""
     if g is None:
         raise InvalidTypeError(
             f"{name} is None: the gradient function returned nothing (a missing `return`?)"
@@ -99,7 +104,12 @@ def gradient_array(g: Any, shape: tuple[int, ...], name: str = "analytical") -> 
         raise InvalidArgumentError(
             f"{name} has shape {arr.shape} but the parameter has shape {shape}{hint}"
         )
-    out = np.array(arr, dtype=np.float64, copy=True)
+    if arr.size > COPY_MAX and arr.dtype == np.float64:
+        # A read-only view: a copy of a large gradient would cost as much memory as the
+        # parameter, and the check only reads it.
+        out = arr.view()
+    else:
+        out = np.array(arr, dtype=np.float64, copy=True)
     out.setflags(write=False)
     return out
 

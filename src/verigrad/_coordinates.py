@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._evaluate import Evaluator
+from ._evaluate import Shifter
 from ._noise import EPS64, Noise
 from ._schemes import Scheme, scheme
 from ._typing import FloatArray
@@ -104,7 +104,7 @@ def _table_errors(
 
 
 def _evaluate(
-    ev: Evaluator,
+    ev: Shifter,
     work: FloatArray,
     f0: float,
     s: Scheme,
@@ -139,7 +139,7 @@ def _evaluate(
 
 
 def estimate(
-    ev: Evaluator,
+    ev: Shifter,
     work: FloatArray,
     f0: float,
     s: Scheme,
@@ -182,7 +182,7 @@ def _store(
 
 
 def _stay_inside(
-    ev: Evaluator,
+    ev: Shifter,
     work: FloatArray,
     f0: float,
     s: Scheme,
@@ -253,7 +253,7 @@ def kink_suspects(c: Coordinates, f0: float, noise: Noise, analytical: FloatArra
 
 
 def examine(
-    ev: Evaluator,
+    ev: Shifter,
     work: FloatArray,
     f0: float,
     c: Coordinates,
@@ -362,7 +362,7 @@ def examine(
 
 
 def _one_sided_table(
-    ev: Evaluator,
+    ev: Shifter,
     work: FloatArray,
     f0: float,
     idx: np.ndarray,
@@ -396,7 +396,7 @@ def _corroborated(pool: list[tuple[float, float]]) -> tuple[float, float] | None
 
 
 def _narrow(
-    ev: Evaluator,
+    ev: Shifter,
     work: FloatArray,
     f0: float,
     c: Coordinates,

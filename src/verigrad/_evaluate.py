@@ -12,7 +12,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from ._direction import Direction, point
 from ._typing import FloatArray
 from .estimators import BatchedLoss, ScalarLoss, _add_note, run_tasks, shifted_values
 
-__all__ = ["Evaluator"]
+__all__ = ["Evaluator", "Shifter", "Subspace"]
 
 
 def _moved(work: FloatArray, i: int, offset: float) -> FloatArray:
@@ -173,3 +173,42 @@ class Evaluator:
         if self.first_nonfinite is None:
             return None
         return self.at(self.first_nonfinite(work))
+
+
+class Shifter(Protocol):
+    """What the coordinate-wise stages need: the loss with single coordinates moved."""
+
+    def shifted(
+        self,
+        work: FloatArray,
+        indices: Sequence[int],
+        steps: Sequence[float],
+        multipliers: Sequence[float],
+    ) -> tuple[FloatArray, FloatArray]: ...
+
+
+class Subspace:
+    """The coordinates ``checked`` of a large parameter as a small problem of their own.
+
+    A check that estimates a few dozen coordinates of a million works on arrays of those
+    coordinates only (their values in ``work[checked]``, the gradient's, their estimates),
+    so that nothing parameter-sized is built per coordinate. Position ``k`` stands for flat
+    index ``checked[k]``; evaluations move the full point ``work`` through ``ev``.
+    """
+
+    def __init__(self, ev: Evaluator, work: FloatArray, checked: np.ndarray) -> None:
+        self._ev = ev
+        self._work = work
+        self.checked = checked
+
+    def shifted(
+        self,
+        work: FloatArray,
+        indices: Sequence[int],
+        steps: Sequence[float],
+        multipliers: Sequence[float],
+    ) -> tuple[FloatArray, FloatArray]:
+        """:meth:`Evaluator.shifted` at positions ``indices`` (``work`` is the compact point:
+        the evaluations move the full one)."""
+        flat = [int(self.checked[k]) for k in indices]
+        return self._ev.shifted(self._work, flat, steps, multipliers)

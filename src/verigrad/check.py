@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 import warnings
@@ -25,7 +26,7 @@ from ._coordinates import (
 )
 from ._decide import decide
 from ._directional import DirectionalOutcome, directional_check
-from ._evaluate import Evaluator
+from ._evaluate import Evaluator, Shifter, Subspace
 from ._noise import EPS64, Noise, measure_noise
 from ._options import CheckConfig
 from ._progress import INSTALL_HINT, estimated_evals, progress_bar, tqdm_available
@@ -127,9 +128,12 @@ def run_check(
     # The check steps where the loss may be undefined (log or sqrt just past 0): the NaN or
     # inf it gets there is judged by the check, not reported by numpy once per evaluation.
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        return _run(
+        build = _run(
             loss_at, x, analytical, config, seed, pick, loss_name, param_name, function, call_index
         )
+        # Built once _run has returned and its working copy of x is gone: the result's arrays
+        # then take the memory the copy took.
+        return build()
 
 
 def _run(
@@ -143,8 +147,8 @@ def _run(
     param_name: str,
     function: str | None,
     call_index: int | None,
-) -> CheckResult:
-    """The check of an array parameter (see :func:`run_check`)."""
+) -> Callable[[], CheckResult]:
+    """The check of an array parameter (see :func:`run_check`): what builds its result."""
     start = time.perf_counter()
     work = working_copy(x, param_name)  # first: refuses a ragged list before np.asarray sees it
     dtype = str(x.dtype) if isinstance(x, np.ndarray) else str(np.asarray(x).dtype)
@@ -170,7 +174,7 @@ def _run(
         )
 
     probed = _probe(ev, work, grad, record, seed)
-    if isinstance(probed, CheckResult):
+    if not isinstance(probed, tuple):
         return probed
     f0, noise = probed
     threshold = record.threshold
@@ -185,6 +189,12 @@ def _run(
         )
         record.outcome = outcome
     s = scheme(plan.scheme)
+    # The coordinate stages work on the coordinates they estimate: all of them, or, for a
+    # partial check, a compact problem of the checked ones (position k is flat index
+    # checked[k]), so that no parameter-sized array is built for a few dozen estimates.
+    space: Shifter = ev if checked is None else Subspace(ev, work, checked)
+    cwork = work if checked is None else work.reshape(-1)[checked]
+    cgrad = grad if checked is None else grad.reshape(-1)[checked]
     coords = None
     if plan.method == "complex":
         coords = _complex_or_none(loss_at, work, config.epsilon, record.notes, ev)
@@ -193,22 +203,21 @@ def _run(
             s = scheme("richardson")
     if coords is None:
         coords = estimate(
-            ev, work, f0, s, _steps(work, config.epsilon, s, noise.step_eps), noise, checked
+            space, cwork, f0, s, _steps(cwork, config.epsilon, s, noise.step_eps), noise
         )
-    idx = np.arange(work.size, dtype=np.intp) if checked is None else checked
-    if _identity_cache(ev, work, coords, idx):
+    if _identity_cache(ev, work, coords, checked):
         ev.use_fresh_copies()
         record.notes.append(
             "the loss returns a cached value when it is handed the same array object again (a "
             "cache by identity): each evaluation got its own copy of the point"
         )
         coords = estimate(
-            ev, work, f0, s, _steps(work, config.epsilon, s, noise.step_eps), noise, checked
+            space, cwork, f0, s, _steps(cwork, config.epsilon, s, noise.step_eps), noise
         )
     if ev.n_nonfinite:
-        own_scale_truncation(coords, work, f0)
+        own_scale_truncation(coords, cwork, f0)
     eps_a = float(np.finfo(analytical.dtype).eps) if _is_float(analytical) else EPS64
-    coords.allowance = allowance(coords, work, f0, max(EPS64, eps_a))
+    coords.allowance = allowance(coords, cwork, f0, max(EPS64, eps_a))
     record.coords = coords
     record.checked = checked
 
@@ -227,17 +236,17 @@ def _run(
     if outcome is not None and outcome.count("domain") == len(outcome.labels) and outcome.labels:
         return record.nonfinite_near(ev, f0)
     unresolved_domain = sum(1 for label in coords.labels.values() if label == "domain")
-    if int((~np.isfinite(coords.values[idx])).sum()) > unresolved_domain:
+    if int((~np.isfinite(coords.values)).sum()) > unresolved_domain:
         return record.finish(ev, f0)  # NaN estimates not explained by a domain edge
 
     # -- examine ---------------------------------------------------------------------------------
-    flat_a = grad.reshape(-1)
-    _widen_flat(ev, work, f0, coords, flat_a, noise, idx)
+    idx = np.arange(coords.values.size, dtype=np.intp)
+    flat_a = cgrad.reshape(-1)
+    _widen_flat(space, cwork, f0, coords, flat_a, noise, idx)
     kinky = kink_suspects(coords, f0, noise, flat_a)
-    kinky = kinky[np.isin(kinky, idx)]
     candidates, unexamined = _candidates(coords, flat_a, idx, threshold)
     if candidates.size or kinky.size:
-        examine(ev, work, f0, coords, grad, noise, threshold, candidates, kinky)
+        examine(space, cwork, f0, coords, cgrad, noise, threshold, candidates, kinky)
     again = ev.recheck(work)
     if again is not None and math.isfinite(again):
         return record.nondeterministic(
@@ -255,7 +264,7 @@ def _run(
         )
         record.cause = "domain"
     decision = decide(
-        coords, grad, idx, threshold, noise, outcome, config.n_directions, unexamined, f0, work
+        coords, cgrad, idx, threshold, noise, outcome, config.n_directions, unexamined, f0, cwork
     )
     record.notes.extend(decision.notes)
     # A mismatch is explained by the gradient itself: no cause in the loss is named for it.
@@ -266,21 +275,28 @@ def _run(
         ev,
         f0,
         verdict=decision.verdict,
-        kinks=decision.kinks,
-        bad=decision.bad,
+        kinks=_flat_indices(decision.kinks, checked),
+        bad=_flat_indices(decision.bad, checked),
     )
+
+
+def _flat_indices(positions: tuple[int, ...], checked: np.ndarray | None) -> tuple[int, ...]:
+    """Flat indices into the parameter of positions in the coordinate stages' arrays."""
+    return positions if checked is None else tuple(int(checked[k]) for k in positions)
 
 
 def _probe(
     ev: Evaluator, work: FloatArray, grad: FloatArray, record: _Record, seed: Any
-) -> tuple[float, Noise] | CheckResult:
+) -> tuple[float, Noise] | Callable[[], CheckResult]:
     """The loss at ``x`` (and whether it writes into its input) and its measured noise; the
     threshold follows a float32 loss's precision. A result instead when the check ends here."""
-    pristine = work.copy()
-    f0 = ev.at(work)
-    if not np.array_equal(work, pristine):
+    # The loss gets a copy first: one that writes into its input shows it without harm.
+    first = work.copy()
+    f0 = ev.at(first)
+    wrote = not np.array_equal(first, work)
+    del first
+    if wrote:
         ev.use_fresh_copies()
-        work[...] = pristine
         record.notes.append(
             "the loss writes into the array it is given: each evaluation got its own copy of the "
             "point (one copy of the parameter per evaluation)"
@@ -348,17 +364,21 @@ def _flat_coordinates(c: Coordinates, f0: float, grad: FloatArray, idx: np.ndarr
     return flat
 
 
-def _identity_cache(ev: Evaluator, work: FloatArray, c: Coordinates, idx: np.ndarray) -> bool:
+def _identity_cache(
+    ev: Evaluator, work: FloatArray, c: Coordinates, checked: np.ndarray | None
+) -> bool:
     """Whether the loss answers the same array object from a cache: the working array moved in
     place gives another value than the same point as a fresh array. Looked at only when most
-    stencils show no change at all (``f(x + h e_i) == f(x - h e_i)``)."""
-    same = idx[(c.f_plus[idx] == c.f_minus[idx])]
-    if same.size == 0 or same.size < max(1, idx.size // 2) or ev.fresh:
+    stencils show no change at all (``f(x + h e_i) == f(x - h e_i)``). Position ``k`` of ``c``
+    is flat index ``checked[k]`` (``k`` when ``checked`` is None)."""
+    same = np.flatnonzero(c.f_plus == c.f_minus)
+    if same.size == 0 or same.size < max(1, c.values.size // 2) or ev.fresh:
         return False
-    i = int(same[0])
+    k = int(same[0])
+    i = k if checked is None else int(checked[k])
     flat = work.reshape(-1)
     v = float(flat[i])
-    flat[i] = v + 0.5 * c.steps[i]  # a point no stencil has visited: no cache holds it yet
+    flat[i] = v + 0.5 * c.steps[k]  # a point no stencil has visited: no cache holds it yet
     try:
         in_place = ev.at(work)
         fresh = ev.at(work.copy())
@@ -368,7 +388,7 @@ def _identity_cache(ev: Evaluator, work: FloatArray, c: Coordinates, idx: np.nda
 
 
 def _widen_flat(
-    ev: Evaluator,
+    ev: Shifter,
     work: FloatArray,
     f0: float,
     c: Coordinates,
@@ -426,7 +446,9 @@ class _Record:
         function: str | None,
         call_index: int | None,
     ) -> None:
-        self.work, self.grad, self.config, self.plan = work, grad, config, plan
+        # Not the working copy itself: a result is built after it is gone (see run_check).
+        self.shape, self.size = work.shape, work.size
+        self.grad, self.config, self.plan = grad, config, plan
         self.start, self.dtype, self.function, self.call_index = start, dtype, function, call_index
         self.method = "auto" if config.method == "auto" else plan.method
         if config.method == "auto" and not plan.partial:
@@ -442,15 +464,15 @@ class _Record:
         self.criterion: str | None = None
         self.resolution: float | None = None
 
-    def nonfinite(self, ev: Evaluator, f0: float | None, where: str) -> CheckResult:
+    def nonfinite(self, ev: Evaluator, f0: float | None, where: str) -> Callable[[], CheckResult]:
         return self.finish(ev, f0, where=where)
 
-    def nondeterministic(self, ev: Evaluator, f0: float, why: str) -> CheckResult:
+    def nondeterministic(self, ev: Evaluator, f0: float, why: str) -> Callable[[], CheckResult]:
         self.notes.append(why)
         self.cause = "nondeterminism"
         return self.finish(ev, f0, verdict="nondeterministic")
 
-    def nonfinite_near(self, ev: Evaluator, f0: float) -> CheckResult:
+    def nonfinite_near(self, ev: Evaluator, f0: float) -> Callable[[], CheckResult]:
         return self.finish(ev, f0, where="the loss is not finite near x along a random direction")
 
     def finish(
@@ -461,17 +483,38 @@ class _Record:
         verdict: str | None = None,
         kinks: tuple[int, ...] = (),
         bad: tuple[int, ...] = (),
+    ) -> Callable[[], CheckResult]:
+        """What builds the result (called once the working copy of x is gone)."""
+        n_evals = ev.n_evals
+        return functools.partial(self._build, n_evals, f0, where, verdict, kinks, bad)
+
+    def _build(
+        self,
+        n_evals: int,
+        f0: float | None,
+        where: str | None,
+        verdict: str | None,
+        kinks: tuple[int, ...],
+        bad: tuple[int, ...],
     ) -> CheckResult:
-        shape = self.work.shape
+        shape = self.shape
         grad = self.grad
         c = self.coords
-        numerical = np.full(shape, np.nan) if c is None else c.values.reshape(shape).copy()
+        checked = self.checked
+
+        def whole(part: FloatArray) -> FloatArray:
+            # The coordinate stages' numbers over the whole parameter (NaN where not checked).
+            if checked is None:
+                return part.reshape(shape).copy()
+            out = np.full(shape, np.nan)
+            out.reshape(-1)[checked] = part
+            return out
+
+        numerical = np.full(shape, np.nan) if c is None else whole(c.values)
         errors = None
         if c is not None:
-            errors = c.errors + (0.0 if c.allowance is None else c.allowance)
-            errors = errors.reshape(shape)
-        steps = np.full(shape, np.nan) if c is None else c.steps.reshape(shape).copy()
-        checked = self.checked
+            errors = whole(c.errors + (0.0 if c.allowance is None else c.allowance))
+        steps = np.full(shape, np.nan) if c is None else whole(c.steps)
         j = _judge_subset(numerical, grad, self.threshold, checked)
         if where:
             # The numerical gradient was never computed: do not blame "the loss near x" for it.
@@ -503,7 +546,7 @@ class _Record:
             method=self.method,  # type: ignore[arg-type]
             epsilon=self.config.epsilon,
             steps=steps,
-            n_evals=ev.n_evals,
+            n_evals=n_evals,
             duration_s=time.perf_counter() - self.start,
             shape=shape,
             dtype=self.dtype,
@@ -519,7 +562,7 @@ class _Record:
             notes=tuple(self.notes),
             strategy=self.strategy,
             checked_indices=checked,
-            n_checked=int(checked.size) if checked is not None else self.work.size,
+            n_checked=int(checked.size) if checked is not None else self.size,
             directions=(
                 tuple(zip(outcome.numerical, outcome.analytical, outcome.errors, strict=True))
                 if outcome is not None

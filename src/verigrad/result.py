@@ -374,6 +374,10 @@ class CheckResult:
             event["resolution"] = self.resolution
         if self.notes:
             event["explanation"] = " | ".join(self.notes)
+        if self.failed:
+            hint = self.hint()
+            if hint:
+                event["hint"] = hint
         return event
 
 
