@@ -203,6 +203,16 @@ class TestHostArray:
         assert out.dtype == np.float32
         assert bits(out) == bits(a)
 
+    def test_a_copy_leaves_the_original_alone(self, lib: Lib) -> None:
+        """Writing into the host copy never reaches the framework array."""
+        if lib.kind == "numpy":
+            pytest.skip("numpy values pass through as they are")
+        a = np.array([1.0, 2.0], dtype=np.float32)
+        g = lib.make(a)
+        out = host_array(g)
+        out[0] = 99.0
+        assert bits(lib.back(g)) == bits(a)
+
     def test_other_values_pass_through(self) -> None:
         """Values that are not framework arrays are returned as they are."""
         v = [1.0, 2.0]
