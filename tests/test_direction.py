@@ -72,3 +72,20 @@ def test_every_coordinate_moves_by_its_length(n: int, seed: int) -> None:
     d = Direction.random(np.random.default_rng(seed), n, "step")
     u = d.array(x)
     np.testing.assert_array_equal(np.abs(u), np.ones(n))
+
+
+def test_a_span_moves_only_its_coordinates() -> None:
+    """The halves of a bisection: coordinates outside [lo, hi) stay where they are."""
+    n = 2 * CHUNK + 11
+    x = np.random.default_rng(5).normal(size=n)
+    g = np.random.default_rng(6).normal(size=n)
+    d = Direction.random(np.random.default_rng(7), n, "step")
+    full = d.array(x)
+    for lo, hi in ((0, 1), (3, CHUNK + 4), (CHUNK - 1, n)):
+        part = d.within(lo, hi)
+        u = np.zeros(n)
+        u[lo:hi] = full[lo:hi]
+        np.testing.assert_array_equal(part.array(x), u)
+        np.testing.assert_array_equal(part.point(x, 0.5), x + 0.5 * u)
+        assert part.dot(x, g) == pytest.approx(float(g @ u), rel=1e-12)
+        assert pickle.loads(pickle.dumps(part)).hi == hi

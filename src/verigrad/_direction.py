@@ -33,14 +33,21 @@ class Direction:
     Picklable (an executor's workers build their own points from it).
     """
 
-    __slots__ = ("negative", "rule", "values")
+    __slots__ = ("hi", "lo", "negative", "rule", "values")
 
     def __init__(
-        self, negative: np.ndarray | None, rule: Rule, values: FloatArray | None = None
+        self,
+        negative: np.ndarray | None,
+        rule: Rule,
+        values: FloatArray | None = None,
+        span: tuple[int, int] | None = None,
     ) -> None:
         self.negative = negative
         self.rule = rule
         self.values = values
+        size = (negative if negative is not None else values).size  # type: ignore[union-attr]
+        #: Coordinates outside ``[lo, hi)`` do not move (the halves of a bisection).
+        self.lo, self.hi = span if span is not None else (0, int(size))
 
     @classmethod
     def random(
@@ -53,13 +60,19 @@ class Direction:
 
     def with_rule(self, rule: Rule) -> Direction:
         """The same signs with another length rule."""
-        return Direction(self.negative, rule, self.values)
+        return Direction(self.negative, rule, self.values, (self.lo, self.hi))
 
-    def __getstate__(self) -> tuple[np.ndarray | None, Rule, FloatArray | None]:
-        return self.negative, self.rule, self.values
+    def within(self, lo: int, hi: int) -> Direction:
+        """The same direction with only the coordinates ``lo .. hi - 1`` moving."""
+        return Direction(self.negative, self.rule, self.values, (lo, hi))
 
-    def __setstate__(self, state: tuple[np.ndarray | None, Rule, FloatArray | None]) -> None:
-        self.negative, self.rule, self.values = state
+    def __getstate__(self) -> tuple[np.ndarray | None, Rule, FloatArray | None, int, int]:
+        return self.negative, self.rule, self.values, self.lo, self.hi
+
+    def __setstate__(
+        self, state: tuple[np.ndarray | None, Rule, FloatArray | None, int, int]
+    ) -> None:
+        self.negative, self.rule, self.values, self.lo, self.hi = state
 
     def _chunk(self, x: FloatArray, a: int, b: int) -> FloatArray:
         """``u[a:b]`` for the flat point ``x``."""
@@ -83,8 +96,10 @@ class Direction:
         x = work.reshape(-1)
         out = np.empty(work.shape, dtype=np.float64)
         flat = out.reshape(-1)
-        for a in range(0, x.size, CHUNK):
-            b = min(a + CHUNK, x.size)
+        flat[: self.lo] = x[: self.lo]
+        flat[self.hi :] = x[self.hi :]
+        for a in range(self.lo, self.hi, CHUNK):
+            b = min(a + CHUNK, self.hi)
             u = self._chunk(x, a, b)
             u *= t
             np.add(x[a:b], u, out=flat[a:b])
@@ -95,17 +110,17 @@ class Direction:
         x = work.reshape(-1)
         total = 0.0
         with np.errstate(over="ignore", invalid="ignore"):
-            for a in range(0, x.size, CHUNK):
-                b = min(a + CHUNK, x.size)
+            for a in range(self.lo, self.hi, CHUNK):
+                b = min(a + CHUNK, self.hi)
                 total += float(g[a:b] @ self._chunk(x, a, b))
         return total
 
     def array(self, work: FloatArray) -> FloatArray:
         """``u`` as a float64 array shaped like ``work`` (for the rare paths that need it)."""
         x = work.reshape(-1)
-        out = np.empty(x.size, dtype=np.float64)
-        for a in range(0, x.size, CHUNK):
-            b = min(a + CHUNK, x.size)
+        out = np.zeros(x.size, dtype=np.float64)
+        for a in range(self.lo, self.hi, CHUNK):
+            b = min(a + CHUNK, self.hi)
             out[a:b] = self._chunk(x, a, b)
         return out.reshape(work.shape)
 

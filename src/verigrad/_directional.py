@@ -299,21 +299,19 @@ def _bisect(
     The derivative along the left half comes from its own Richardson table (with its own error
     bar); the right half's discrepancy is the parent's minus the left's, with both error bars.
     """
-    flat_u = u.array(work).reshape(-1)  # a bug was found along u: memory is worth it now
-    stack = [(np.flatnonzero(flat_u), gap, err)]
+    stack = [(u.lo, u.hi, gap, err)]
     found: list[int] = []
     while stack and len(found) < limit:
-        part, d, e = stack.pop()
-        if part.size == 1:
-            found.append(int(part[0]))
+        lo, hi, d, e = stack.pop()
+        if hi - lo == 1:
+            found.append(lo)
             continue
-        left, right = part[: part.size // 2], part[part.size // 2 :]
-        u_left = np.zeros_like(flat_u)
-        u_left[left] = flat_u[left]
-        r, _, _, e_left = _richardson_along(ev, work, u_left.reshape(work.shape), t0, level)
-        d_left = r - _dot(flat_a, u_left)
-        halves = [(left, d_left, e_left), (right, d - d_left, e + e_left)]
+        mid = (lo + hi) // 2
+        left = u.within(lo, mid)
+        r, _, _, e_left = _richardson_along(ev, work, left, t0, level)
+        d_left = r - left.dot(work, flat_a)
+        halves = [(lo, mid, d_left, e_left), (mid, hi, d - d_left, e + e_left)]
         # The clearer discrepancy is looked into first: with one wrong coordinate, that is it.
-        halves.sort(key=lambda h: abs(h[1]) / h[2] if h[2] > 0 else np.inf)
-        stack.extend(h for h in halves if abs(h[1]) > WEAK * h[2])
+        halves.sort(key=lambda h: abs(h[2]) / h[3] if h[3] > 0 else np.inf)
+        stack.extend(h for h in halves if abs(h[2]) > WEAK * h[3])
     return found

@@ -1,0 +1,62 @@
+"""Memory of a check on a large parameter: a small multiple of the parameter, whatever n is."""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import verigrad as vg
+
+N = 300_000
+
+
+def _peak_and_kept(n: int, wrong: bool = False) -> tuple[float, float, vg.CheckResult]:
+    rng = np.random.default_rng(n)
+    x, c = rng.normal(size=n), rng.normal(size=n)
+
+    def loss(v: np.ndarray) -> float:
+        return float(0.5 * (v @ v) + c @ v)
+
+    g = x + c
+    if wrong:
+        g[n // 3] *= 1.5
+    x0, g0 = x.copy(), g.copy()
+    vg.check_gradient(loss, x, g, seed=0)  # imports and caches first
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        result = vg.check_gradient(loss, x, g, seed=0)
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(g, g0)
+    return (peak - base) / x.nbytes, (current - base) / x.nbytes, result
+
+
+def test_a_default_check_peaks_near_three_times_the_parameter() -> None:
+    """The working copy of x, one point at a time, and the result's three arrays: about 3x
+    (at n = 1e6 a check used to peak at 12x)."""
+    peak, kept, result = _peak_and_kept(N)
+    assert result.verdict == "pass", result.summary()
+    assert result.checked_indices is not None  # a partial check: directions and a subset
+    assert peak <= 3.5
+    assert kept <= 3.25  # numerical, errors and steps of the result the caller holds
+
+
+@pytest.mark.parametrize("n", [N, 2 * N])
+def test_the_peak_does_not_grow_with_n(n: int) -> None:
+    peak, _, _ = _peak_and_kept(n)
+    assert peak <= 3.5
+
+
+def test_a_bug_is_found_within_the_same_bound() -> None:
+    """Bisecting the directions down to a wrong coordinate builds its points as any other."""
+    peak, _, result = _peak_and_kept(N, wrong=True)
+    assert result.verdict == "mismatch", result.summary()
+    assert (N // 3,) in result.mismatched
+    assert peak <= 3.5
