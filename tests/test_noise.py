@@ -160,3 +160,18 @@ class TestKinksCrossedInPassing:
         for seed in range(5):
             noise, _ = _measure(loss, x, seed)
             assert noise.precision == "float64", noise
+
+    def test_a_float32_grid_is_not_a_spike(self) -> None:
+        """A float32 term rounds to a grid: equal second differences with others a whole
+        number of grid steps away are rounding, not kinks (2,000 windows, none a spike)."""
+        rng = np.random.default_rng(8)
+        s = np.arange(1.0, 10.0)
+        hits = 0
+        for _ in range(2000):
+            z = rng.normal(size=64).astype(np.float32)
+            w = rng.normal()
+            data = [
+                float(np.mean(np.logaddexp(np.float32(0), z * np.float32(w + 1e-6 * k)))) for k in s
+            ]
+            hits += spike(np.asarray(data) + 0.05 * (w + 1e-6 * s) ** 2)
+        assert hits == 0

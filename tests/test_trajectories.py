@@ -129,3 +129,15 @@ def test_bug_raises_at_its_first_active_check(problem: Problem, bug: Bug) -> Non
         f"ratio {o.ratio:.3g}, first active at call {o.first_call} (step {o.first_step}): "
         + _describe(o)
     )
+
+
+def test_the_full_relu_network_trains_without_alarm() -> None:
+    """The full-size ReLU network (4,900 weights, past the full-check size), checked on each of
+    its 100 steps: kinks crossed by the noise probe, the directions and the coordinates' tables
+    once made a correct gradient fail at steps 44 and 86."""
+    (relu,) = [p for p in problems(quick=False) if p.name == "relu4900"]
+    o = run_variant(relu)
+    assert o.error is None, _describe(o)
+    assert not o.raised, _describe(o)
+    assert o.verigrad_warnings == 0, _describe(o)
+    assert set(o.verdicts) <= {"pass", "kink"}, _describe(o)

@@ -297,13 +297,16 @@ def examine(
     x = np.abs(flat)
     base = np.maximum(x, 1.0)
     wide = noise.eps ** scheme("table").step_exponent
+    edge = np.zeros(flat.size, dtype=bool)
+    edge[list(c.adapted)] = True
     # The rungs of the ladder, per coordinate (NaN: no such rung for that coordinate).
     ladder = [
         wide * base,  # rounding-optimal for a loss that curves on the scale 1
         np.where((x > 0.0) & (x < 0.1 * base), wide * x, np.nan),  # on its own scale
-        # The widest table that stays inside |x_i| (its stencil reaches 4h = |x_i|/8): where the
+        # For a coordinate whose stencil was shrunk to stay inside the loss's domain: the
+        # widest table that stays inside |x_i| (its stencil reaches 4h = |x_i|/8). Where the
         # loss's size comes from other coordinates, its rounding is far below the own scale's.
-        np.where((x > 0.0) & (x < 0.1 * base), x / 32.0, np.nan),
+        np.where(edge & (x > 0.0) & (x < 0.1 * base), x / 32.0, np.nan),
         # Narrower, for a first estimate limited by truncation. Factors of 3 rather than 2 or 4:
         # a stencil of x + h k/3 stays off the points the first one evaluated at.
         c.steps / 3.0,
@@ -359,6 +362,30 @@ def examine(
         gap = abs(a[i] - value)
         local = threshold * (abs(a[i]) + abs(value))
         c.labels[i] = "bad" if gap > MARGIN * c.bar(i) and gap > local else "ok"
+    # Every table of the ladder may straddle the same kink and agree with each other: a "bad"
+    # whose first stencil's one-sided slopes bracket the gradient gets narrower stencils.
+    straddled = [
+        i
+        for i in todo.tolist()
+        if c.labels.get(i) == "bad" and i not in c.narrowed and _brackets(c, f0, a, noise, i)
+    ]
+    if straddled:
+        _narrow(ev, work, f0, c, analytical, noise, threshold, np.asarray(straddled))
+
+
+def _brackets(c: Coordinates, f0: float, a: FloatArray, noise: Noise, i: int) -> bool:
+    """Whether coordinate ``i``'s first stencil looks as if it straddled a kink: its one-sided
+    slopes differ beyond rounding, and the gradient lies between them, near one of them rather
+    than near their mean (on a smooth curve the mean, the central difference, is the closest;
+    past a kink the slope on the kink-free side is)."""
+    h = float(c.steps[i])
+    if not (h > 0 and np.isfinite(c.f_plus[i]) and np.isfinite(c.f_minus[i])):
+        return False
+    fwd, bwd = (c.f_plus[i] - f0) / h, (f0 - c.f_minus[i]) / h
+    rnd = MARGIN * NOISE_BOUND * max(noise.level, 0.25 * EPS64 * abs(f0)) / h
+    lo, hi = min(fwd, bwd), max(fwd, bwd)
+    near_end = min(abs(a[i] - fwd), abs(a[i] - bwd)) < 0.5 * abs(a[i] - 0.5 * (fwd + bwd))
+    return bool(hi - lo > rnd and lo - rnd <= a[i] <= hi + rnd and near_end)
 
 
 def _one_sided_table(

@@ -136,11 +136,10 @@ def measure_noise(ev: Evaluator, work: FloatArray, f0: float, rng: np.random.Gen
         return Noise(_floor(abs(f0)), abs(f0), EPS64, "float64")
     u = probe_direction(work, rng)
     noise, scale, move, kinked = _window(ev, work, f0, u, abs(f0))
-    if kinked and noise is not None and _precision(_eps(noise[0], scale)) == "noisy":
+    if kinked and noise is not None and _precision(_eps(noise[0], scale)) != "float64":
         # The window crossed a kink in passing (a ReLU network has one every 1e-6 or so along
         # a long direction) and took its spike for scatter: a window a hundred times shorter
-        # seldom reaches one. (Not for a float32 level: float32's values are quantised, and
-        # their second differences cluster at multiples of one ulp.)
+        # seldom reaches one.
         # Noise that happens to look kinked (a sawtooth) is not fooled twice: the shorter
         # level must hold along a second direction too.
         levels = []
@@ -159,10 +158,10 @@ def measure_noise(ev: Evaluator, work: FloatArray, f0: float, rng: np.random.Gen
         # noise: float32 must show along every one of three directions.
         levels = []
         for move in (1e-6, 1e-6, 1e-5):
-            at, scale, _, _ = _window(
+            at, scale, _, kinked = _window(
                 ev, work, f0, probe_direction(work, rng, True), scale, (move,)
             )
-            if at is None or not at[1] or _precision(_eps(at[0], scale)) != "float32":
+            if at is None or not at[1] or kinked or _precision(_eps(at[0], scale)) != "float32":
                 break
             levels.append(at[0])
         if len(levels) == 3 and max(levels) <= 4.0 * min(levels):
@@ -216,7 +215,8 @@ def spike(values: FloatArray) -> bool:
     """Whether ``values`` look like a smooth curve broken by kinks: at least three of their
     second differences agree closely (a piecewise-quadratic curve's are equal between kinks)
     while another is far off (a slope jump crossed between two points). Rounding and noise
-    scatter every second difference alike, with no such cluster."""
+    scatter every second difference alike, with no such cluster; a float32 part rounds to a
+    grid, and its second differences sit whole multiples of one power of two apart."""
     v = np.asarray(values, dtype=np.float64)
     d2 = np.diff(v, 2)
     if d2.size < 4:
@@ -225,8 +225,21 @@ def spike(values: FloatArray) -> bool:
     for c in d2:
         off = np.abs(d2 - c)
         tol = 0.01 * abs(float(c)) + floor
-        if np.count_nonzero(off <= tol) >= 3 and bool(np.any(off > 30.0 * tol)):
+        far = off > 30.0 * tol
+        if np.count_nonzero(off <= tol) >= 3 and far.any():
+            return not _on_a_grid(off[far])
+    return False
+
+
+def _on_a_grid(offsets: FloatArray) -> bool:
+    """Whether ``offsets`` (positive) are whole multiples of one power of two, to 2 %: the
+    steps of a float32 part's rounding grid (of whatever size its value has)."""
+    p = 2.0 ** math.floor(math.log2(float(np.min(offsets))))
+    for _ in range(4):
+        ratio = offsets / p
+        if np.all(np.abs(ratio - np.round(ratio)) <= 0.02):
             return True
+        p /= 2.0
     return False
 
 
