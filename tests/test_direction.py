@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verigrad._direction import CHUNK, Direction, point
+from verigrad._direction import CACHE_MAX, CHUNK, Direction, point
 
-SIZES = (1, 7, CHUNK - 1, CHUNK, CHUNK + 3, 2 * CHUNK + 5)
+SIZES = (1, 7, CHUNK - 1, CHUNK, CHUNK + 3, 2 * CHUNK + 5, CACHE_MAX + 7)
 
 
 def _expected(d: Direction, x: np.ndarray) -> np.ndarray:
@@ -24,8 +24,8 @@ def _expected(d: Direction, x: np.ndarray) -> np.ndarray:
         length = np.where(a != 0.0, a, 1.0)
     if d.values is not None:
         return (length * d.values).reshape(x.shape)
-    assert d.negative is not None
-    return np.where(d.negative, -length, length).reshape(x.shape)
+    assert d.signs is not None
+    return (length * d.signs).reshape(x.shape)
 
 
 @pytest.mark.parametrize("n", SIZES)
@@ -56,8 +56,9 @@ def test_points_keep_the_shape_and_leave_x_alone() -> None:
 
 def test_one_byte_per_coordinate_and_pickles() -> None:
     d = Direction.random(np.random.default_rng(3), 10_000, "inside")
-    assert d.negative is not None
-    assert d.negative.nbytes == 10_000
+    assert d.signs is not None
+    assert d.signs.nbytes == 10_000
+    assert set(np.unique(d.signs).tolist()) == {-1, 1}
     back = pickle.loads(pickle.dumps(d))
     x = np.linspace(-1, 1, 10_000)
     np.testing.assert_array_equal(back.point(x, 0.1), d.point(x, 0.1))
@@ -76,12 +77,12 @@ def test_every_coordinate_moves_by_its_length(n: int, seed: int) -> None:
 
 def test_a_span_moves_only_its_coordinates() -> None:
     """The halves of a bisection: coordinates outside [lo, hi) stay where they are."""
-    n = 2 * CHUNK + 11
+    n = CACHE_MAX + 11  # built chunk by chunk, not from a cached array
     x = np.random.default_rng(5).normal(size=n)
     g = np.random.default_rng(6).normal(size=n)
     d = Direction.random(np.random.default_rng(7), n, "step")
     full = d.array(x)
-    for lo, hi in ((0, 1), (3, CHUNK + 4), (CHUNK - 1, n)):
+    for lo, hi in ((0, 1), (3, CHUNK + 4), (CHUNK - 1, n), (n - 5, n)):
         part = d.within(lo, hi)
         u = np.zeros(n)
         u[lo:hi] = full[lo:hi]
