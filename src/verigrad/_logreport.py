@@ -540,7 +540,7 @@ def format_summary(summary: LogSummary, max_failures: int = 10) -> str:
         n = len(summary.unreadable)
         lines += [
             "",
-            f"{n} line{'s' if n != 1 else ''} name gradient_check but could not be read; "
+            f"{n} line{'s name' if n != 1 else ' names'} gradient_check but could not be read; "
             "a failed check may be among them:",
         ]
         for u in summary.unreadable[:max_failures]:
