@@ -255,6 +255,41 @@ def _jax_fns() -> dict[str, Callable[..., Any]]:
     return _JAX_FNS
 
 
+def _to_device(kind: Kind, device: Any, dtype: np.dtype[Any], host: Any) -> Any:
+    host = np.asarray(host, dtype=dtype)
+    if kind == "numpy":
+        return np.array(host, copy=True)
+    if kind == "torch":
+        torch = _lib("torch")
+
+        return torch.tensor(host, device=device)
+    if kind == "jax":
+        jax = _lib("jax")
+
+        return jax.device_put(np.array(host, copy=True), device)
+    cupy = _lib("cupy")
+
+    with device:
+        return cupy.array(host, copy=True)
+
+
+class _Converter:
+    """``host array -> the library's array on the device``; picklable (a JAX device is sent as
+    None, the receiving process's default device)."""
+
+    def __init__(self, kind: Kind, device: Any, dtype: np.dtype[Any]) -> None:
+        self.kind, self.device, self.dtype = kind, device, dtype
+
+    def __call__(self, host: Any) -> Any:
+        return _to_device(self.kind, self.device, self.dtype, host)
+
+    def __getstate__(self) -> tuple[Kind, Any, np.dtype[Any]]:
+        return self.kind, None if self.kind == "jax" else self.device, self.dtype
+
+    def __setstate__(self, state: tuple[Kind, Any, np.dtype[Any]]) -> None:
+        self.kind, self.device, self.dtype = state
+
+
 # -- the workspace -----------------------------------------------------------------------------
 
 
@@ -361,22 +396,38 @@ class Workspace:
         """A host array (shaped like the parameter, or a stack of such) as a new array of the
         parameter's library, on its device, in the working dtype: one transfer. For rare
         points (a recheck) and for directions, moved once and reused with :meth:`along`."""
-        host = np.asarray(host, dtype=self.dtype)
-        kind = self.info.kind
-        if kind == "numpy":
-            return np.array(host, copy=True)
-        if kind == "torch":
-            torch = _lib("torch")
+        return _to_device(self.info.kind, self.info.device, self.dtype, host)
 
-            return torch.tensor(host, device=self.info.device)
-        if kind == "jax":
-            jax = _lib("jax")
+    def converter(self) -> Callable[[Any], Any]:
+        """:meth:`to_device` as a small picklable object, without the workspace's arrays (for
+        an executor's workers and a vectorized loss's batches)."""
+        return _Converter(self.info.kind, self.info.device, self.dtype)
 
-            return jax.device_put(np.array(host, copy=True), self.info.device)
-        cupy = _lib("cupy")
+    def device_point(self, host: FloatArray) -> Any:
+        """A host point of the pipeline as the array the loss receives: for a torch CPU
+        workspace in the point's own dtype a tensor sharing its memory (a loss that writes
+        into its input then shows it, as with numpy), otherwise :meth:`to_device`."""
+        if (
+            self.shared
+            and self.info.kind == "torch"
+            and host.dtype == self.dtype
+            and host.flags.c_contiguous
+            and host.flags.writeable
+        ):
+            return _lib("torch").from_numpy(host)
+        return self.to_device(host)
 
-        with self.info.device:
-            return cupy.array(host, copy=True)
+    @property
+    def native_dtype(self) -> np.dtype[Any]:
+        """The parameter's own floating dtype (half precision as float32, integers as
+        float64): what ``dtype="native"`` works in."""
+        return _native(self.info.dtype)
+
+    def native(self) -> Workspace:
+        """A new workspace at the same point in :attr:`native_dtype` (the base, exactly: it
+        came from that dtype)."""
+        host = np.array(self.base, dtype=self.native_dtype, order="C", copy=True)
+        return Workspace(self.info, host, self.name)
 
     def stored(self, value: float) -> float:
         """``value`` as :meth:`set` stores it: rounded to the working dtype."""

@@ -16,9 +16,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ._backend import Workspace, host_array, loss_caller
 from ._direction import Direction, point
 from ._typing import FloatArray
-from .estimators import BatchedLoss, ScalarLoss, _add_note, run_tasks, shifted_values
+from .estimators import (
+    BatchedLoss,
+    ScalarLoss,
+    _add_note,
+    _note_coordinate,
+    run_tasks,
+    shifted_values,
+)
 
 __all__ = ["Evaluator", "Shifter", "Subspace"]
 
@@ -32,13 +40,63 @@ def _moved(work: FloatArray, i: int, offset: float) -> FloatArray:
 
 class _Fresh:
     """``loss(copy of point)``: for losses that cache by the identity of their input or write
-    into it. Picklable when the loss is."""
+    into it. Picklable when the loss is (``copy`` too)."""
 
-    def __init__(self, fn: Callable[[Any], Any]) -> None:
+    def __init__(self, fn: Callable[[Any], Any], copy: Callable[[Any], Any] | None = None) -> None:
         self.fn = fn
+        self.copy = copy
 
-    def __call__(self, point: FloatArray) -> Any:
+    def __call__(self, point: Any) -> Any:
+        if self.copy is not None:
+            return self.fn(self.copy(point))
         return self.fn(np.array(point, copy=True))
+
+
+class _OnDevice:
+    """``host point -> loss(the point as the parameter's kind of array)``: what an executor's
+    workers and a vectorized loss evaluate (one transfer per point or per batch). Picklable
+    when the loss is: it carries the workspace's converter, not the workspace."""
+
+    def __init__(self, fn: Callable[[Any], Any], convert: Callable[[Any], Any]) -> None:
+        self.fn, self.convert = fn, convert
+
+    def __call__(self, point: Any) -> Any:
+        return self.fn(self.convert(point))
+
+
+def _shifted_device(
+    fn: Callable[[Any], float],
+    ws: Workspace,
+    work: FloatArray,
+    indices: Sequence[int],
+    steps: Sequence[float],
+    multipliers: Sequence[float],
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`shifted_values` for a framework array: each point is the workspace with one
+    coordinate set on the device (``ws.set``), the offsets those the working dtype stores.
+    ``work`` is the float64 host base the pipeline reads."""
+    flat = work.reshape(-1)
+    hs = list(steps)
+    vals: list[float] = []
+    offs: list[float] = []
+    i = -1
+    try:
+        for k, i in enumerate(indices):
+            v = float(flat[i])
+            for mult in multipliers:
+                moved = ws.stored(v + mult * hs[k])
+                vals.append(fn(ws.set(i, moved)))
+                offs.append(moved - v)
+            ws.reset(i)
+    except BaseException as exc:
+        if i >= 0:
+            ws.reset(i)
+            _note_coordinate(exc, i, work.shape)
+        raise
+    m = len(multipliers)
+    values = np.array(vals, dtype=np.float64).reshape(len(indices), m)
+    offsets = np.array(offs, dtype=np.float64).reshape(len(indices), m)
+    return values, offsets
 
 
 #: A direction to move along: a float64 array shaped like the point, or a compact one.
@@ -60,6 +118,10 @@ class Evaluator:
         vectorized: the loss takes points stacked along a leading axis.
         batch_bytes: the memory of one batch of points.
         executor: spread coordinates and directions over this executor.
+        workspace: for a torch, JAX or CuPy parameter, its workspace: the loss then receives
+            that library's arrays on the parameter's device (see :mod:`._backend`), while the
+            pipeline keeps reading float64 host arrays. None for numpy (the points are the
+            pipeline's own arrays, as always).
     """
 
     def __init__(
@@ -71,8 +133,14 @@ class Evaluator:
         vectorized: bool = False,
         batch_bytes: int = 2 * 2**20,
         executor: Executor | None = None,
+        workspace: Workspace | None = None,
     ) -> None:
         self._loss = loss_at
+        self.workspace = workspace
+        #: ``device point -> float``: the serial, in-process evaluation of a framework loss.
+        self._call: Callable[[Any], float] | None = None
+        #: Directions moved to the device: ``id(u) -> (u, device u)``, the last few.
+        self._directions: dict[int, tuple[Any, Any]] = {}
         self._name = name
         self._nbytes = point_nbytes
         self._vectorized = vectorized
@@ -86,6 +154,21 @@ class Evaluator:
         self._f: ScalarLoss | BatchedLoss = self._build(loss_at)
 
     def _build(self, loss: Callable[[Any], Any]) -> ScalarLoss | BatchedLoss:
+        ws = self.workspace
+        if ws is not None:
+            kind = ws.info.kind
+            self._call = loss_caller(loss, kind, self._name)
+            convert = ws.converter()
+            if self._vectorized:
+                return BatchedLoss(
+                    _OnDevice(loss, convert),
+                    self._nbytes,
+                    self._name,
+                    self._batch_bytes,
+                    read=host_array,
+                )
+            # What an executor's workers run: host points, moved to the device there.
+            return ScalarLoss(_OnDevice(self._call, convert), self._name, self._executor)
         if self._vectorized:
             return BatchedLoss(loss, self._nbytes, self._name, self._batch_bytes)
         return ScalarLoss(loss, self._name, self._executor)
@@ -94,12 +177,37 @@ class Evaluator:
         """From now on every evaluation gets its own copy of the point."""
         if not self.fresh:
             self.fresh = True
-            self._f = self._build(_Fresh(self._loss))
+            ws = self.workspace
+            copy = None if ws is None else ws.copy
+            self._f = self._build(_Fresh(self._loss, copy))
+
+    def use_native_dtype(self) -> bool:
+        """Move a framework parameter's workspace to its own floating dtype (float32) when it
+        works in float64 now; False when there is nothing to change. For a loss that refuses
+        float64 input (a torch model's float32 weights)."""
+        ws = self.workspace
+        if ws is None or ws.dtype != np.float64 or ws.native_dtype == np.float64:
+            return False
+        self.workspace = ws.native()
+        self._directions.clear()
+        loss = _Fresh(self._loss, self.workspace.copy) if self.fresh else self._loss
+        self._f = self._build(loss)
+        return True
+
+    def _device_point(self, point: FloatArray) -> Any:
+        ws = self.workspace
+        assert ws is not None
+        if ws.shared and point is ws.host:
+            return ws.point
+        return ws.device_point(point)
 
     def at(self, point: FloatArray) -> float:
         """The loss at one point."""
         self.n_evals += 1
-        value = self._f(point)
+        if self._call is not None and not isinstance(self._f, BatchedLoss):
+            value = self._call(self._device_point(point))
+        else:
+            value = self._f(point)
         if not math.isfinite(value):
             self.n_nonfinite += 1
             if self.first_nonfinite is None:
@@ -116,7 +224,22 @@ class Evaluator:
     ) -> tuple[FloatArray, FloatArray]:
         """The loss with coordinate ``indices[k]`` moved by ``multipliers[j] * steps[k]``;
         values and the offsets actually applied, both ``(len(indices), len(multipliers))``."""
-        values, offsets = shifted_values(self._f, work, indices, steps, multipliers)
+        ws = self.workspace
+        if (
+            ws is None
+            or isinstance(self._f, BatchedLoss)
+            or (self._executor is not None and len(indices) > 1)
+        ):
+            values, offsets = shifted_values(self._f, work, indices, steps, multipliers)
+        elif ws.shared and work is ws.host:
+            # torch CPU in float64: numpy's own in-place loop, the loss handed the tensor that
+            # shares the memory it writes.
+            assert self._call is not None
+            f = ScalarLoss(self._call, self._name)
+            values, offsets = shifted_values(f, work, indices, steps, multipliers, ws.point)
+        else:
+            assert self._call is not None
+            values, offsets = _shifted_device(self._call, ws, work, indices, steps, multipliers)
         self.n_evals += values.size
         bad = ~np.isfinite(values)
         if bad.any():
@@ -151,6 +274,12 @@ class Evaluator:
                     [(work, list(pairs[a:b])) for a, b in itertools.pairwise(bounds) if b > a],
                 )
                 out[:] = [v for part in parts for v in part]
+            elif self.workspace is not None:
+                ws = self.workspace
+                call = self._call
+                assert call is not None
+                for k, (u, t) in enumerate(pairs):
+                    out[k] = call(ws.along(self._on_device(work, u), t))
             else:
                 f = self._f
                 for k, (u, t) in enumerate(pairs):
@@ -166,6 +295,20 @@ class Evaluator:
                 u, t = pairs[int(np.argmax(bad))]
                 self.first_nonfinite = lambda w: point(w, u, t)
         return out
+
+    def _on_device(self, work: FloatArray, u: FloatArray | Direction) -> Any:
+        """``u`` as a device array (materialised once, kept for the next few calls)."""
+        hit = self._directions.get(id(u))
+        if hit is not None and hit[0] is u:
+            return hit[1]
+        ws = self.workspace
+        assert ws is not None
+        host = u.array(work) if isinstance(u, Direction) else u
+        moved = ws.direction(host)
+        if len(self._directions) >= 4:  # the few directions in use: signs, halves
+            self._directions.pop(next(iter(self._directions)))
+        self._directions[id(u)] = (u, moved)
+        return moved
 
     def recheck(self, work: FloatArray) -> float | None:
         """The loss once more at the first point where it was not finite (None if none was):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
+import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -14,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ._arrays import _real_array, gradient_array, working_copy
+from ._backend import Workspace, array_kind, host_array, inspect_array
 from ._coordinates import (
     MARGIN,
     NOISE_BOUND,
@@ -31,6 +34,7 @@ from ._noise import EPS64, Noise, measure_noise
 from ._options import CheckConfig
 from ._progress import INSTALL_HINT, estimated_evals, progress_bar, tqdm_available
 from ._schemes import Scheme, scheme
+from ._structured import Structured, _framework_leaves, leaf_library
 from ._tree import Tree, TreeLoss, is_tree
 from ._typing import FAILURES, ArrayLike, Epsilon, FloatArray, Method
 from .compare import GRAD_LABEL, Coordinate, Judgement, _nonfinite_where, _relative_error, judge
@@ -109,7 +113,25 @@ def run_check(
 
     A structured ``x`` (nested dicts, lists, tuples of arrays and numbers) is checked as one
     flat vector of its leaves; the result names coordinates by leaf and has per-leaf errors.
+
+    A torch tensor, JAX array or CuPy array ``x`` (or a structure of them: a module's
+    ``named_parameters()`` or ``state_dict()``, a JAX pytree) is checked on a private copy in
+    its own library and on its device (:class:`._backend.Workspace`): ``loss_at`` receives
+    that library's arrays, in float64 where the library allows it, or in the parameter's own
+    dtype when the loss refuses float64 input. Torch's autograd is off while the loss is
+    evaluated.
     """
+    options = (seed, pick, loss_name, param_name, function, call_index)
+    if _framework_structure(x):
+        structured = Structured.of(x, param_name, dtype="auto")
+        grad = structured.gradient(analytical)
+        loss = structured.loss(loss_at)
+        result = _checked(loss, None, grad, config, options, structured.workspace)
+        return _with_tree(result, structured.tree)
+    if array_kind(x) != "numpy":
+        return _checked(
+            loss_at, x, analytical, config, options, Workspace.of(x, param_name, dtype="auto")
+        )
     if is_tree(x):
         tree, flat = Tree.of(x, param_name)
         result = run_check(
@@ -125,11 +147,48 @@ def run_check(
             call_index=call_index,
         )
         return _with_tree(result, tree)
+    return _checked(loss_at, x, analytical, config, options, None)
+
+
+def _framework_structure(x: Any) -> bool:
+    """Whether ``x`` is a structure (dict, list, tuple, JAX pytree) of torch, JAX or CuPy
+    arrays rather than one array or a numpy structure."""
+    if isinstance(x, np.ndarray) or array_kind(x) != "numpy":
+        return False
+    if isinstance(x, (Mapping, list, tuple)):
+        return bool(_framework_leaves(x))
+    jax = sys.modules.get("jax")
+    if jax is None or x is None or isinstance(x, (int, float, complex, str, bytes, np.generic)):
+        return False
+    leaves = jax.tree_util.tree_leaves(x)
+    return any(array_kind(leaf) == "jax" for leaf in leaves) and leaves != [x]
+
+
+def _checked(
+    loss_at: Callable[[Any], Any],
+    x: Any,
+    analytical: Any,
+    config: CheckConfig,
+    options: tuple[Any, ...],
+    space: Workspace | None,
+) -> CheckResult:
     # The check steps where the loss may be undefined (log or sqrt just past 0): the NaN or
     # inf it gets there is judged by the check, not reported by numpy once per evaluation.
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+    grad_off = contextlib.nullcontext() if space is None else space.evaluating()
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"), grad_off:
+        seed, pick, loss_name, param_name, function, call_index = options
         build = _run(
-            loss_at, x, analytical, config, seed, pick, loss_name, param_name, function, call_index
+            loss_at,
+            x,
+            analytical,
+            config,
+            seed,
+            pick,
+            loss_name,
+            param_name,
+            function,
+            call_index,
+            space,
         )
         # Built once _run has returned and its working copy of x is gone: the result's arrays
         # then take the memory the copy took.
@@ -147,11 +206,25 @@ def _run(
     param_name: str,
     function: str | None,
     call_index: int | None,
+    ws: Workspace | None = None,
 ) -> Callable[[], CheckResult]:
-    """The check of an array parameter (see :func:`run_check`): what builds its result."""
+    """The check of an array parameter (see :func:`run_check`): what builds its result.
+
+    ``ws``: a framework parameter's workspace (``x`` is then not read); None for numpy.
+    """
     start = time.perf_counter()
-    work = working_copy(x, param_name)  # first: refuses a ragged list before np.asarray sees it
-    dtype = str(x.dtype) if isinstance(x, np.ndarray) else str(np.asarray(x).dtype)
+    if ws is None:
+        work = working_copy(x, param_name)  # first: refuses a ragged list before asarray sees it
+        dtype = str(x.dtype) if isinstance(x, np.ndarray) else str(np.asarray(x).dtype)
+    else:
+        # The pipeline reads a float64 host copy of the point; for a torch CPU tensor in
+        # float64 that is the very memory the loss's tensor shares, moved in place.
+        if ws.shared and ws.dtype == np.float64:
+            work = ws.host
+        else:
+            work = np.array(ws.base, dtype=np.float64, order="C", copy=True)
+        dtype = ws.info.dtype
+        analytical = host_array(analytical)
     grad = gradient_array(analytical, work.shape, "analytical gradient")
     plan = make_plan(config, work.size)
     ev = Evaluator(
@@ -161,6 +234,7 @@ def _run(
         vectorized=config.vectorized,
         batch_bytes=config.batch_bytes,
         executor=config.executor,
+        workspace=ws,
     )
     record = _Record(work, grad, config, plan, start, dtype, function, call_index)
     if not np.isfinite(work).all():
@@ -197,7 +271,7 @@ def _run(
     cgrad = grad if checked is None else grad.reshape(-1)[checked]
     coords = None
     if plan.method == "complex":
-        coords = _complex_or_none(loss_at, work, config.epsilon, record.notes, ev)
+        coords = _complex_or_none(loss_at, work, config.epsilon, record.notes, ev, ws)
         if coords is None:
             record.method = "richardson"
             s = scheme("richardson")
@@ -292,7 +366,20 @@ def _probe(
     threshold follows a float32 loss's precision. A result instead when the check ends here."""
     # The loss gets a copy first: one that writes into its input shows it without harm.
     first = work.copy()
-    f0 = ev.at(first)
+    try:
+        f0 = ev.at(first)
+    except Exception:
+        # A torch loss whose own tensors are float32 refuses a float64 point: it gets points
+        # in the parameter's dtype instead (the check then follows float32's precision).
+        if not ev.use_native_dtype():
+            raise
+        ev.n_evals -= 1
+        assert ev.workspace is not None
+        record.notes.append(
+            f"the loss raised on a float64 point: it was evaluated in {ev.workspace.dtype}, "
+            "the parameter's own dtype"
+        )
+        f0 = ev.at(first)
     wrote = not np.array_equal(first, work)
     del first
     if wrote:
@@ -657,14 +744,17 @@ def _complex_or_none(
     epsilon: Epsilon,
     notes: list[str],
     ev: Evaluator,
+    space: Workspace | None = None,
 ) -> Coordinates | None:
-    """The complex-step estimate, or None (with a note) when the loss cannot take it."""
+    """The complex-step estimate, or None (with a note) when the loss cannot take it. A
+    framework loss (``space``) gets complex arrays of its library, on its device."""
+    convert = None if space is None else _complex_converter(space)
 
     def f(point: Any) -> complex:
         with warnings.catch_warnings():
             warnings.simplefilter("error", np.exceptions.ComplexWarning)
-            value = loss_at(point)
-        arr = np.asarray(value)
+            value = loss_at(point if convert is None else convert(point))
+        arr = np.asarray(value if convert is None else host_array(value))
         if arr.dtype.kind != "c" or arr.size != 1:
             raise _NotComplex(f"it returned {arr.dtype} for a complex input")
         return complex(arr.reshape(()))
@@ -694,6 +784,42 @@ def _complex_or_none(
 
 class _NotComplex(Exception):
     pass
+
+
+def _complex_converter(space: Workspace) -> Callable[[Any], Any]:
+    """``complex128 host point -> the same in the parameter's library, on its device``."""
+    from ._backend import _lib
+
+    kind, device = space.info.kind, space.info.device
+    if kind == "torch":
+        torch = _lib("torch")
+        return lambda p: torch.from_numpy(p).to(device)
+    if kind == "jax":
+        jax = _lib("jax")
+        return lambda p: jax.device_put(np.array(p, copy=True), device)
+    cupy = _lib("cupy")
+    return lambda p: cupy.asarray(p)
+
+
+def _validate_point(x: Any, name: str) -> None:
+    """Refuse a bad ``x`` (naming it) before a gradient function sees it."""
+    if _framework_structure(x):
+        leaf_library(x, name)
+    elif array_kind(x) != "numpy":
+        inspect_array(x, name)
+    elif is_tree(x):
+        Tree.of(x, name)
+    else:
+        _real_array(x, name, "the parameter")
+
+
+def _size(x: Any) -> int:
+    """The number of coordinates of a parameter (for a progress bar's total)."""
+    if _framework_structure(x):
+        return sum(math.prod(inspect_array(leaf).shape) for _, leaf in _framework_leaves(x))
+    if array_kind(x) != "numpy":
+        return math.prod(inspect_array(x).shape)
+    return Tree.of(x)[0].size if is_tree(x) else int(np.size(x))
 
 
 def _loss_at(
@@ -818,10 +944,7 @@ def check_gradient(
     function = None
     if callable(analytical):
         # A bad x is refused before the gradient function sees it.
-        if is_tree(x):
-            Tree.of(x, "x")
-        else:
-            _real_array(x, "x", "the parameter")
+        _validate_point(x, "x")
         function = _name(analytical)
         analytical = analytical(x, *args, **kw)
     options: dict[str, Any] = {
@@ -839,7 +962,7 @@ def check_gradient(
         )
     if not tqdm_available():
         raise InvalidArgumentError(f"progress=True needs tqdm: {INSTALL_HINT}")
-    size = Tree.of(x)[0].size if is_tree(x) else int(np.size(x))
+    size = _size(x)
     total = estimated_evals(config.method, size, AUTO_FULL_MAX)
     with progress_bar(total, batched=config.vectorized) as wrap:
         return run_check(wrap(loss_at), x, analytical, config, **options)

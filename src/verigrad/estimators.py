@@ -124,6 +124,7 @@ def shifted_values(
     indices: Sequence[int],
     steps: Sequence[float],
     multipliers: Sequence[float],
+    target: Any = None,
 ) -> tuple[FloatArray, FloatArray]:
     """Evaluate ``f`` with coordinate ``indices[k]`` moved by ``multipliers[j] * steps[k]``.
 
@@ -131,7 +132,8 @@ def shifted_values(
     exactly after each; the tool's own work per evaluation is O(1). Returns the loss values and
     the offsets actually applied (as stored in floating point), both of shape
     ``(len(indices), len(multipliers))``. An exception from ``f`` propagates with a note naming
-    the coordinate.
+    the coordinate. ``target``, if given, is what ``f`` is handed instead of ``x``: an array
+    of another library that shares ``x``'s memory (a torch CPU tensor), so it moves with it.
     """
     if not x.flags.c_contiguous:  # pragma: no cover - x is always C-contiguous here
         raise AssertionError("working copy must be contiguous")
@@ -147,6 +149,7 @@ def shifted_values(
     # same reason a ScalarLoss is unwrapped: its checks run inline, on values that are not
     # already Python floats only.
     fn, name = (f.fn, f.name) if type(f) is ScalarLoss else (f, "f")
+    arg = x if target is None else target
     vals: list[float] = []
     offs: list[float] = []
     hs = list(steps)
@@ -159,10 +162,10 @@ def shifted_values(
                 v = float(flat[i])
                 up, down = v + m0 * hs[k], v + m1 * hs[k]
                 flat[i] = up
-                y = fn(x)
+                y = fn(arg)
                 vals.append(y if type(y) is float else loss_value(y, name))
                 flat[i] = down
-                y = fn(x)
+                y = fn(arg)
                 vals.append(y if type(y) is float else loss_value(y, name))
                 flat[i] = v
                 offs.append(up - v)
@@ -173,7 +176,7 @@ def shifted_values(
                 for mult in multipliers:
                     moved = v + mult * hs[k]
                     flat[i] = moved
-                    y = fn(x)
+                    y = fn(arg)
                     vals.append(y if type(y) is float else loss_value(y, name))
                     offs.append(moved - v)
                 flat[i] = v
@@ -208,14 +211,19 @@ class BatchedLoss:
         point_nbytes: int,
         name: str = "loss",
         max_bytes: int = DEFAULT_BATCH_BYTES,
+        read: Callable[[Any], Any] | None = None,
     ) -> None:
         self._loss = loss
         self.name = name
         self.batch_size = max(1, int(max_bytes) // max(1, point_nbytes))
+        #: Reads the loss's values into something numpy takes (a framework array's host copy).
+        self._read = read
 
     def batch(self, points: FloatArray) -> FloatArray:
         """The loss at each of ``points`` (shape ``(B, *x.shape)``) as a float64 array (B,)."""
         raw = self._loss(points)
+        if self._read is not None:
+            raw = self._read(raw)
         try:
             values = np.asarray(raw)
         except Exception as exc:  # pragma: no cover - exotic return types

@@ -1,0 +1,404 @@
+"""The contract for torch, JAX and CuPy parameters, the same for every entry point.
+
+The loss receives the caller's kind of array on the caller's device (float64 where the
+library allows it); the caller's arrays are left bit for bit as they were; verdicts and error
+estimates are numpy's. Each library is skipped where it is not installed (CuPy and CUDA also
+need a GPU).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+from verigrad import GradientMismatchError, assert_gradient, check_gradient
+from verigrad._backend import array_kind, host_array
+from verigrad.exceptions import InvalidTypeError
+
+
+@dataclass(frozen=True)
+class Lib:
+    """How a test makes arrays of one library from numpy, and what the loss should get."""
+
+    name: str
+    kind: str
+    make: Callable[[np.ndarray], Any]
+    float64: bool = True  # whether the loss gets float64 points
+    context: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext
+    device: str = "cpu"
+
+    def back(self, arr: Any) -> np.ndarray:
+        out = host_array(arr)
+        assert isinstance(out, np.ndarray)
+        return out
+
+    def device_of(self, arr: Any) -> str:
+        if self.kind == "torch":
+            return str(arr.device.type)
+        if self.kind == "jax":
+            return str(next(iter(arr.devices())).platform)
+        if self.kind == "cupy":
+            return "cuda"
+        return "cpu"
+
+
+def _torch(device: str) -> Lib:
+    torch = pytest.importorskip("torch")
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    return Lib(f"torch-{device}", "torch", lambda a: torch.tensor(a, device=device), device=device)
+
+
+def _jax(x64: bool) -> Lib:
+    jax = pytest.importorskip("jax")
+    context = (lambda: jax.enable_x64(True)) if x64 else contextlib.nullcontext
+    return Lib("jax-x64" if x64 else "jax", "jax", jax.numpy.asarray, x64, context)
+
+
+def _cupy() -> Lib:
+    cupy = pytest.importorskip("cupy")
+    try:
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # pragma: no cover - cupy installed without a GPU
+        pytest.skip("CuPy has no GPU here")
+    return Lib("cupy", "cupy", cupy.asarray, device="cuda")
+
+
+LIBS: dict[str, Callable[[], Lib]] = {
+    "numpy": lambda: Lib("numpy", "numpy", lambda a: np.array(a, copy=True)),
+    "torch-cpu": lambda: _torch("cpu"),
+    "torch-cuda": lambda: _torch("cuda"),
+    "jax": lambda: _jax(False),
+    "jax-x64": lambda: _jax(True),
+    "cupy": _cupy,
+}
+
+
+@pytest.fixture(params=list(LIBS))
+def lib(request: pytest.FixtureRequest) -> Iterator[Lib]:
+    """Each library in turn (skipped where absent), inside its context (JAX's x64)."""
+    chosen = LIBS[request.param]()
+    with chosen.context():
+        yield chosen
+
+
+def bits(a: Any) -> bytes:
+    return np.ascontiguousarray(host_array(a)).tobytes()
+
+
+X0 = np.array([[0.3, -1.2, 2.0], [0.7, 1.5, -0.4]])
+
+
+class Seen:
+    """A loss ``sum(w**3) + sum(w)**2`` that records what it was handed."""
+
+    def __init__(self) -> None:
+        self.kinds: set[str] = set()
+        self.dtypes: set[str] = set()
+        self.devices: set[str] = set()
+        self.grad_enabled: set[bool] = set()
+
+    def __call__(self, w: Any) -> Any:
+        self.kinds.add(array_kind(w))
+        self.dtypes.add(str(w.dtype).removeprefix("torch."))
+        if array_kind(w) == "torch":
+            import torch
+
+            self.devices.add(w.device.type)
+            self.grad_enabled.add(torch.is_grad_enabled())
+        return (w**3).sum() + w.sum() ** 2
+
+
+def grad_of(w: np.ndarray) -> np.ndarray:
+    return 3.0 * w**2 + 2.0 * w.sum()
+
+
+class TestCheckGradient:
+    def test_the_loss_gets_the_callers_kind_of_array(self, lib: Lib) -> None:
+        """The loss receives arrays of the parameter's library, on its device, in float64
+        where the library allows it."""
+        seen = Seen()
+        r = check_gradient(seen, lib.make(X0), lib.make(grad_of(X0)))
+        assert r.passed
+        assert seen.kinds == {lib.kind}
+        assert seen.dtypes == {"float64" if lib.float64 else "float32"}
+        if lib.kind == "torch":
+            assert seen.devices == {lib.device}
+            assert seen.grad_enabled == {False}
+
+    def test_verdicts_and_errors_are_numpys(self, lib: Lib) -> None:
+        """A correct gradient passes and a wrong one fails at the same coordinate, with the
+        estimates and error bars numpy's check gives (in float64)."""
+        wrong = grad_of(X0)
+        wrong[1, 2] += 0.05
+        for g, verdict in ((grad_of(X0), "pass"), (wrong, "mismatch")):
+            ours = check_gradient(Seen(), lib.make(X0), lib.make(g))
+            reference = check_gradient(Seen(), X0, g)
+            assert ours.verdict == reference.verdict == verdict
+            if lib.float64:  # the loss's own sums round differently in each library
+                np.testing.assert_allclose(ours.numerical, reference.numerical, rtol=1e-8)
+                if verdict == "pass":  # error bars follow that rounding
+                    ratio = ours.errors / reference.errors
+                    assert ((ratio > 0.25) & (ratio < 4.0)).all()
+                assert ours.n_evals == reference.n_evals
+        assert ours.worst[0].index == (1, 2)
+
+    def test_the_callers_arrays_are_left_alone(self, lib: Lib) -> None:
+        """x and the gradient are bit for bit as they were, also when the loss raises
+        halfway through the check."""
+        x, g = lib.make(X0), lib.make(grad_of(X0))
+        before = bits(x), bits(g)
+        check_gradient(Seen(), x, g)
+        calls = 0
+
+        def breaks(w: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 7:
+                raise RuntimeError("halfway")
+            return (w**2).sum()
+
+        with pytest.raises(RuntimeError, match="halfway"):
+            check_gradient(breaks, x, g)
+        assert (bits(x), bits(g)) == before
+
+    def test_the_gradient_function_gets_x_itself(self, lib: Lib) -> None:
+        """A gradient function is called with exactly the object passed as x."""
+        x = lib.make(X0)
+        got: list[Any] = []
+
+        def grad(w: Any) -> Any:
+            got.append(w)
+            return lib.make(grad_of(X0))
+
+        assert check_gradient(Seen(), x, grad).passed
+        assert len(got) == 1
+        assert got[0] is x
+
+    def test_large_parameters_take_the_partial_path(self, lib: Lib) -> None:
+        """Directions and sampled coordinates find a wrong entry of a large parameter."""
+        rng = np.random.default_rng(1)
+        x0 = rng.standard_normal(3000)
+        g = 2.0 * x0
+        g[1234] += 1.0
+
+        def loss(w: Any) -> Any:
+            assert array_kind(w) == lib.kind
+            return (w * w).sum()
+
+        assert check_gradient(loss, lib.make(x0), lib.make(2.0 * x0), seed=0).passed
+        r = check_gradient(loss, lib.make(x0), lib.make(g), seed=0)
+        assert r.verdict == "mismatch"
+        assert (1234,) in r.mismatched
+
+    def test_vectorized(self, lib: Lib) -> None:
+        """A vectorized loss gets stacks of the caller's kind of array, and judges like the
+        one-point check, for a small and a large (partial) parameter."""
+        kinds: set[str] = set()
+
+        def loss(w: Any) -> Any:
+            kinds.add(array_kind(w))
+            return (w**3).sum(axis=(-1, -2)) + w.sum(axis=(-1, -2)) ** 2
+
+        assert check_gradient(loss, lib.make(X0), lib.make(grad_of(X0)), vectorized=True).passed
+        wrong = grad_of(X0)
+        wrong[0, 1] += 0.1
+        r = check_gradient(loss, lib.make(X0), lib.make(wrong), vectorized=True)
+        assert r.verdict == "mismatch"
+        x0 = np.random.default_rng(2).standard_normal(3000)
+        r = check_gradient(
+            lambda w: (w * w).sum(axis=-1), lib.make(x0), lib.make(2 * x0), vectorized=True
+        )
+        assert r.passed
+        assert kinds == {lib.kind}
+
+    def test_executor(self, lib: Lib) -> None:
+        """Coordinates and directions spread over a thread pool reach the loss as the
+        caller's kind of array, with autograd off in the workers too."""
+        seen = Seen()
+        x0 = np.random.default_rng(3).standard_normal(3000)
+        wrong = 2 * x0
+        wrong[17] = 0.0
+        with ThreadPoolExecutor(2) as pool:
+            assert check_gradient(seen, lib.make(X0), lib.make(grad_of(X0)), executor=pool).passed
+            r = check_gradient(
+                lambda w: (w * w).sum(), lib.make(x0), lib.make(wrong), executor=pool
+            )
+        assert r.verdict == "mismatch"
+        assert (17,) in r.mismatched
+        assert seen.kinds == {lib.kind}
+        assert seen.grad_enabled <= {False}
+
+    def test_progress(self, lib: Lib) -> None:
+        """progress=True counts a framework parameter's coordinates."""
+        pytest.importorskip("tqdm")
+        assert check_gradient(Seen(), lib.make(X0), lib.make(grad_of(X0)), progress=True).passed
+
+    def test_no_random_state_is_touched(self, lib: Lib) -> None:
+        """numpy's and torch's global generators are where they were."""
+        np_state = np.random.get_state()[1].copy()  # noqa: NPY002 - the global one
+        torch = sys.modules.get("torch")
+        torch_state = torch.get_rng_state().clone() if torch is not None else None
+        check_gradient(Seen(), lib.make(np.ones(3000)), lib.make(grad_of(np.ones(3000))))
+        assert np.array_equal(np.random.get_state()[1], np_state)  # noqa: NPY002
+        if torch is not None:
+            assert torch.equal(torch.get_rng_state(), torch_state)
+
+    def test_assert_gradient(self, lib: Lib) -> None:
+        """assert_gradient passes a right gradient and raises on a wrong one."""
+        assert assert_gradient(Seen(), lib.make(X0), lib.make(grad_of(X0))).passed
+        with pytest.raises(GradientMismatchError):
+            assert_gradient(Seen(), lib.make(X0), lib.make(grad_of(X0) + 0.01))
+
+    def test_a_bool_parameter_is_refused_by_name(self, lib: Lib) -> None:
+        """Errors name the argument."""
+        with pytest.raises(InvalidTypeError, match="x has dtype bool"):
+            check_gradient(Seen(), lib.make(np.ones(3, dtype=bool)), np.ones(3))
+
+
+class TestTorch:
+    @pytest.fixture
+    def torch(self) -> Any:
+        return pytest.importorskip("torch")
+
+    def test_requires_grad_tensors(self, torch: Any) -> None:
+        """A tensor in an autograd graph is checked on a detached copy: nothing reaches its
+        .grad and the caller's graph still backpropagates."""
+        w = torch.tensor(X0, requires_grad=True)
+        out = (w * 2.0).sum()
+        g = torch.tensor(grad_of(X0))
+        assert check_gradient(Seen(), w, g).passed
+        assert w.grad is None
+        out.backward()
+        assert torch.equal(w.grad, torch.full_like(w, 2.0))
+
+    def test_a_float32_model_gets_float32_points(self, torch: Any) -> None:
+        """A loss that refuses float64 input (float32 weights) is evaluated in float32 and
+        judged at float32's precision; a wrong gradient still fails."""
+        torch.manual_seed(0)
+        weights = torch.randn(3, 2)
+        x = torch.randn(4, 3)
+        seen: set[Any] = set()
+
+        def loss(v: Any) -> Any:
+            seen.add(v.dtype)
+            return (v @ weights).pow(2).sum()
+
+        g = 2 * (x @ weights) @ weights.T
+        r = check_gradient(loss, x, g)
+        assert r.passed
+        assert r.precision == "float32"
+        assert seen == {torch.float64, torch.float32}  # the refused try, then float32
+        assert any("raised on a float64 point" in note for note in r.notes)
+        g[2, 1] += 0.5
+        assert check_gradient(loss, x, g).verdict == "mismatch"
+
+    def test_complex_step(self, torch: Any) -> None:
+        """method='complex' hands the loss complex tensors."""
+        r = check_gradient(
+            lambda w: (w**3).sum(), torch.tensor(X0), 3 * torch.tensor(X0) ** 2, method="complex"
+        )
+        assert r.passed
+        assert r.method == "complex"
+
+    def test_named_parameters_and_state_dict(self, torch: Any) -> None:
+        """dict(model.named_parameters()) and state_dict() are checked leaf by leaf, a wrong
+        entry named by its path."""
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+        model = model.double()
+        inputs = torch.randn(5, 3, dtype=torch.float64)
+
+        def loss(params: dict[str, Any]) -> Any:
+            assert all(array_kind(v) == "torch" for v in params.values())
+            return torch.func.functional_call(model, params, (inputs,)).pow(2).sum()
+
+        for params in (dict(model.named_parameters()), model.state_dict()):
+            before = {k: bits(v) for k, v in params.items()}
+            grad = torch.func.grad(loss)({k: v.detach() for k, v in params.items()})
+            r = check_gradient(loss, params, grad)
+            assert r.passed
+            assert [name for name, _ in r.leaf_errors] == [
+                "0.weight",
+                "0.bias",
+                "2.weight",
+                "2.bias",
+            ]
+            grad["0.weight"] = grad["0.weight"].clone()
+            grad["0.weight"][3, 1] += 1.0
+            r = check_gradient(loss, params, grad)
+            assert r.verdict == "mismatch"
+            assert "0.weight[3, 1]" in r.summary()
+            assert {k: bits(v) for k, v in params.items()} == before
+        assert all(p.grad is None for p in model.parameters())
+
+
+class TestJax:
+    @pytest.fixture
+    def jax(self) -> Iterator[Any]:
+        jax = pytest.importorskip("jax")
+        with jax.enable_x64(True):
+            yield jax
+
+    def test_jit_losses_and_at_updates(self, jax: Any) -> None:
+        """A jit-compiled loss using .at[] updates is checked like any other."""
+        jnp = jax.numpy
+
+        @jax.jit
+        def loss(w: Any) -> Any:
+            return jnp.sum(w.at[0].multiply(3.0) ** 2)
+
+        w = jnp.asarray(X0.reshape(-1))
+        assert check_gradient(loss, w, jax.grad(loss)(w)).passed
+        assert check_gradient(loss, w, jax.grad(loss)(w) * 1.01).verdict == "mismatch"
+
+    def test_pytrees_by_path(self, jax: Any) -> None:
+        """A pytree of dicts, lists and namedtuples is checked leaf by leaf, by path."""
+        jnp = jax.numpy
+        Layer = collections.namedtuple("Layer", ["w", "b"])
+        params = {
+            "layers": [Layer(jnp.asarray(X0), jnp.asarray([0.1, 0.2]))],
+            "scale": jnp.asarray(2.0),
+        }
+
+        def loss(p: Any) -> Any:
+            layer = p["layers"][0]
+            return p["scale"] * jnp.sum((layer.w.sum(axis=1) + layer.b) ** 2)
+
+        grad = jax.grad(loss)(params)
+        r = check_gradient(jax.jit(loss), params, grad)
+        assert r.passed
+        assert [name for name, _ in r.leaf_errors] == ["layers[0].w", "layers[0].b", "scale"]
+        bad = jax.tree_util.tree_map(lambda v: v, grad)
+        bad["layers"][0] = Layer(bad["layers"][0].w.at[1, 2].add(1.0), bad["layers"][0].b)
+        r = check_gradient(loss, params, bad)
+        assert r.verdict == "mismatch"
+        assert "layers[0].w[1, 2]" in r.summary()
+
+
+class TestImports:
+    def test_a_numpy_check_imports_no_framework(self) -> None:
+        """check_gradient on numpy arrays imports neither torch, JAX, CuPy nor
+        array-api-compat."""
+        code = textwrap.dedent(
+            """
+            import sys
+            import numpy as np
+            import verigrad
+            r = verigrad.check_gradient(lambda w: (w**2).sum(), np.ones(3), 2 * np.ones(3))
+            assert r.passed
+            loaded = {"torch", "jax", "cupy", "array_api_compat"} & set(sys.modules)
+            assert not loaded, loaded
+            """
+        )
+        subprocess.run([sys.executable, "-c", code], check=True)
