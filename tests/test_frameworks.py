@@ -21,7 +21,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from verigrad import GradientMismatchError, assert_gradient, check_gradient
+from verigrad import (
+    GradientMismatchError,
+    GradientMismatchWarning,
+    assert_gradient,
+    check_gradient,
+    verified_gradient,
+)
 from verigrad._backend import array_kind, host_array
 from verigrad.exceptions import InvalidTypeError
 
@@ -266,6 +272,129 @@ class TestCheckGradient:
             check_gradient(Seen(), lib.make(np.ones(3, dtype=bool)), np.ones(3))
 
 
+def quadratic(w: Any, data: Any) -> Any:
+    """A loss of the differentiated argument and another one: ``sum((data * w)**2)``."""
+    return ((data * w) ** 2).sum()
+
+
+class TestDecorator:
+    def test_the_function_gets_and_returns_the_callers_objects(self, lib: Lib) -> None:
+        """The gradient function receives exactly the caller's arguments and its return value
+        comes back as the same object; the loss gets the caller's kind of array."""
+        kinds: set[str] = set()
+
+        def loss(w: Any, data: Any) -> Any:
+            kinds.add(array_kind(w))
+            return quadratic(w, data)
+
+        received: list[Any] = []
+        returned: list[Any] = []
+
+        @verified_gradient(loss=loss, mode="debug")
+        def grad(w: Any, data: Any) -> Any:
+            received.append((w, data))
+            returned.append(2 * data * data * w)
+            return returned[-1]
+
+        x, data = lib.make(X0), lib.make(X0 + 1.0)
+        before = bits(x), bits(data)
+        out = grad(x, data)
+        assert out is returned[0]
+        assert received[0][0] is x
+        assert received[0][1] is data
+        assert (bits(x), bits(data)) == before
+        assert grad.verigrad.last_result is not None
+        assert grad.verigrad.last_result.passed
+        assert kinds == {lib.kind}
+
+    @pytest.mark.parametrize("on_failure", ["raise", "warn"])
+    def test_a_wrong_gradient_fails(self, lib: Lib, on_failure: Any) -> None:
+        """A wrong gradient raises or warns as asked, naming the coordinate."""
+
+        @verified_gradient(loss=quadratic, mode="debug", on_failure=on_failure)
+        def grad(w: Any, data: Any) -> Any:
+            return 2 * data * data * w + 0.1
+
+        x, data = lib.make(X0), lib.make(X0 + 1.0)
+        if on_failure == "raise":
+            with pytest.raises(GradientMismatchError):
+                grad(x, data)
+        else:
+            with pytest.warns(GradientMismatchWarning):
+                grad(x, data)
+
+    def test_sampling_options(self, lib: Lib) -> None:
+        """first=/every= check the calls they name, with the options passed down."""
+        seen = Seen()
+
+        @verified_gradient(loss=seen, first=1, every=3, method="richardson", seed=1)
+        def grad(w: Any) -> Any:
+            return 3 * w**2 + 2 * w.sum()
+
+        x = lib.make(X0)
+        for _ in range(7):
+            grad(x)
+        stats = grad.verigrad.stats
+        assert stats.checks == 3  # call 0 (first), and calls 3 and 6 (every 3rd)
+        assert stats.failures == 0
+        assert seen.kinds == {lib.kind}
+
+    def test_fused_update_is_checked_where_the_gradient_was_taken(self, lib: Lib) -> None:
+        """A gradient function that updates its parameter in place afterwards is checked at
+        the point it was called with."""
+        if lib.kind == "jax":
+            pytest.skip("JAX arrays cannot be written in place")
+
+        @verified_gradient(loss=quadratic, mode="debug")
+        def step(w: Any, data: Any) -> Any:
+            g = 2 * data * data * w
+            w -= 0.5 * g  # the update, in place, before the check runs
+            return g
+
+        step(lib.make(X0), lib.make(X0 + 1.0))
+        assert step.verigrad.last_result is not None
+        assert step.verigrad.last_result.passed
+
+    def test_several_arguments_and_executor(self, lib: Lib) -> None:
+        """wrt naming two arguments checks them as one structure, also over an executor."""
+
+        def loss(a: Any, b: Any) -> Any:
+            return (a * b).sum() + (a**2).sum()
+
+        with ThreadPoolExecutor(2) as pool:
+
+            @verified_gradient(loss=loss, wrt=("a", "b"), mode="debug", executor=pool)
+            def grad(a: Any, b: Any) -> Any:
+                return b + 2 * a, a
+
+            a, b = lib.make(X0), lib.make(X0 - 1.0)
+            grad(a, b)
+        assert grad.verigrad.last_result is not None
+        assert grad.verigrad.last_result.passed
+        assert [name for name, _ in grad.verigrad.last_result.leaf_errors] == ["a", "b"]
+
+    def test_vectorized(self, lib: Lib) -> None:
+        """vectorized=True through the decorator."""
+
+        @verified_gradient(loss=lambda w: (w**2).sum(axis=(-1, -2)), mode="debug", vectorized=True)
+        def grad(w: Any) -> Any:
+            return 2 * w
+
+        grad(lib.make(X0))
+        assert grad.verigrad.last_result is not None
+        assert grad.verigrad.last_result.passed
+
+    def test_a_bad_argument_is_refused_by_name(self, lib: Lib) -> None:
+        """A boolean parameter is refused, naming the argument, before the function runs."""
+
+        @verified_gradient(loss=quadratic, mode="debug")
+        def grad(weights: Any, data: Any) -> Any:
+            raise AssertionError("not reached")
+
+        with pytest.raises(InvalidTypeError, match="weights"):
+            grad(lib.make(np.ones(3, dtype=bool)), lib.make(np.ones(3)))
+
+
 class TestTorch:
     @pytest.fixture
     def torch(self) -> Any:
@@ -281,6 +410,43 @@ class TestTorch:
         assert w.grad is None
         out.backward()
         assert torch.equal(w.grad, torch.full_like(w, 2.0))
+
+    def test_the_decorator_leaves_the_graph_alone(self, torch: Any) -> None:
+        """A decorated backward called on a requires_grad tensor: the check works on a
+        detached copy; .grad stays empty and the caller's graph still backpropagates."""
+
+        @verified_gradient(loss=quadratic, mode="debug")
+        def grad(w: Any, data: Any) -> Any:
+            return 2 * data * data * w.detach()
+
+        w = torch.tensor(X0, requires_grad=True)
+        out = (3.0 * w).sum()
+        g = grad(w, torch.tensor(X0))
+        assert not g.requires_grad
+        assert w.grad is None
+        out.backward()
+        assert torch.equal(w.grad, torch.full_like(w, 3.0))
+
+    def test_module_parameters_through_the_decorator(self, torch: Any) -> None:
+        """A decorated gradient of dict(model.named_parameters()) names a wrong leaf entry."""
+        torch.manual_seed(0)
+        model = torch.nn.Linear(3, 2).double()
+        inputs = torch.randn(4, 3, dtype=torch.float64)
+
+        def loss(params: dict[str, Any]) -> Any:
+            return torch.func.functional_call(model, params, (inputs,)).pow(2).sum()
+
+        @verified_gradient(loss=loss, mode="debug", on_failure="warn")
+        def grad(params: dict[str, Any]) -> Any:
+            g = torch.func.grad(loss)({k: v.detach() for k, v in params.items()})
+            g["weight"][1, 0] += 1.0
+            return g
+
+        with pytest.warns(GradientMismatchWarning):
+            grad(dict(model.named_parameters()))
+        assert grad.verigrad.last_result is not None
+        assert "weight[1, 0]" in grad.verigrad.last_result.summary()
+        assert all(p.grad is None for p in model.parameters())
 
     def test_a_float32_model_gets_float32_points(self, torch: Any) -> None:
         """A loss that refuses float64 input (float32 weights) is evaluated in float32 and

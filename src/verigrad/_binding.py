@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 
 from ._arrays import _real_array
+from ._backend import array_kind, inspect_array
+from ._structured import framework_structure, leaf_library
 from ._tree import is_tree
 from .exceptions import InvalidArgumentError, InvalidTypeError
 
@@ -279,8 +281,13 @@ class _AtKeyword:
 
 def validate_point(value: Any, name: str = "x") -> None:
     """Raise naming ``name`` unless ``value`` is a parameter verigrad can check: real numbers,
-    as an array-like or a structure (dicts, lists, tuples) of them. Arrays are not copied."""
-    if isinstance(value, Mapping):
+    as an array-like or a structure (dicts, lists, tuples) of them, or torch, JAX or CuPy
+    arrays and structures of them. Arrays are not copied."""
+    if array_kind(value) != "numpy":
+        inspect_array(value, name)
+    elif framework_structure(value):
+        leaf_library(value, name)
+    elif isinstance(value, Mapping):
         for key, item in value.items():
             validate_point(item, f"{name}[{key!r}]")
     elif isinstance(value, (list, tuple)) and is_tree(value):
@@ -303,12 +310,21 @@ def snapshot(value: Any) -> Any:
     function updates its parameter in place afterwards (a fused gradient-and-update step) or
     another thread writes into it (Hogwild). Arrays are copied (dtype, shape, subclass and
     memory layout kept); structured parameters (nested dicts, lists, tuples, namedtuples of
-    arrays) are rebuilt around copies of their leaves; numbers are immutable and kept. Any
-    other object (a tensor of another library) is deep-copied; one that cannot be copied is
-    kept as it is, and the check reads it as before.
+    arrays) are rebuilt around copies of their leaves; numbers are immutable and kept. A torch
+    tensor is copied detached from its graph, on its device (the caller's graph and ``.grad``
+    are never reached); a JAX array is immutable and kept; a CuPy array is copied on its
+    device. Any other object is deep-copied; one that cannot be copied is kept as it is, and
+    the check reads it as before.
     """
     if isinstance(value, np.ndarray):
         return value.copy(order="K")
+    library = array_kind(value)
+    if library == "torch":
+        return value.detach().clone()
+    if library == "jax":
+        return value
+    if library == "cupy":
+        return value.copy()
     if isinstance(value, _IMMUTABLE):
         return value
     if isinstance(value, Mapping):

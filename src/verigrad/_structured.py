@@ -27,7 +27,7 @@ from ._tree import Tree, is_tree
 from ._typing import FloatArray
 from .exceptions import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["Structured", "leaf_library", "to_host"]
+__all__ = ["Structured", "framework_structure", "leaf_library", "to_host"]
 
 
 def _framework_leaves(value: Any, path: str = "") -> list[tuple[str, Any]]:
@@ -41,6 +41,22 @@ def _framework_leaves(value: Any, path: str = "") -> list[tuple[str, Any]]:
     if isinstance(value, (list, tuple)):
         return [item for i, v in enumerate(value) for item in _framework_leaves(v, f"{path}[{i}]")]
     return [(path or "<root>", value)] if array_kind(value) != "numpy" else []
+
+
+def framework_structure(x: Any) -> bool:
+    """Whether ``x`` is a structure (dict, list, tuple, JAX pytree) of torch, JAX or CuPy
+    arrays rather than one array or a numpy structure."""
+    if isinstance(x, np.ndarray) or array_kind(x) != "numpy":
+        return False
+    if isinstance(x, (Mapping, list, tuple)):
+        return bool(_framework_leaves(x))
+    jax = sys.modules.get("jax")
+    if jax is None or x is None or isinstance(x, (int, float, complex, str, bytes, np.generic)):
+        return False
+    leaves = jax.tree_util.tree_leaves(x)
+    return any(array_kind(leaf) == "jax" for leaf in leaves) and not (
+        len(leaves) == 1 and leaves[0] is x
+    )
 
 
 def _has_numpy_leaf(value: Any) -> str | None:

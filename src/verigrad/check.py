@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 import functools
 import math
-import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -34,7 +33,7 @@ from ._noise import EPS64, Noise, measure_noise
 from ._options import CheckConfig
 from ._progress import INSTALL_HINT, estimated_evals, progress_bar, tqdm_available
 from ._schemes import Scheme, scheme
-from ._structured import Structured, _framework_leaves, leaf_library
+from ._structured import Structured, _framework_leaves, framework_structure, leaf_library
 from ._tree import Tree, TreeLoss, is_tree
 from ._typing import FAILURES, ArrayLike, Epsilon, FloatArray, Method
 from .compare import GRAD_LABEL, Coordinate, Judgement, _nonfinite_where, _relative_error, judge
@@ -122,7 +121,7 @@ def run_check(
     evaluated.
     """
     options = (seed, pick, loss_name, param_name, function, call_index)
-    if _framework_structure(x):
+    if framework_structure(x):
         structured = Structured.of(x, param_name, dtype="auto")
         grad = structured.gradient(analytical)
         loss = structured.loss(loss_at)
@@ -148,20 +147,6 @@ def run_check(
         )
         return _with_tree(result, tree)
     return _checked(loss_at, x, analytical, config, options, None)
-
-
-def _framework_structure(x: Any) -> bool:
-    """Whether ``x`` is a structure (dict, list, tuple, JAX pytree) of torch, JAX or CuPy
-    arrays rather than one array or a numpy structure."""
-    if isinstance(x, np.ndarray) or array_kind(x) != "numpy":
-        return False
-    if isinstance(x, (Mapping, list, tuple)):
-        return bool(_framework_leaves(x))
-    jax = sys.modules.get("jax")
-    if jax is None or x is None or isinstance(x, (int, float, complex, str, bytes, np.generic)):
-        return False
-    leaves = jax.tree_util.tree_leaves(x)
-    return any(array_kind(leaf) == "jax" for leaf in leaves) and leaves != [x]
 
 
 def _checked(
@@ -803,7 +788,7 @@ def _complex_converter(space: Workspace) -> Callable[[Any], Any]:
 
 def _validate_point(x: Any, name: str) -> None:
     """Refuse a bad ``x`` (naming it) before a gradient function sees it."""
-    if _framework_structure(x):
+    if framework_structure(x):
         leaf_library(x, name)
     elif array_kind(x) != "numpy":
         inspect_array(x, name)
@@ -815,7 +800,7 @@ def _validate_point(x: Any, name: str) -> None:
 
 def _size(x: Any) -> int:
     """The number of coordinates of a parameter (for a progress bar's total)."""
-    if _framework_structure(x):
+    if framework_structure(x):
         return sum(math.prod(inspect_array(leaf).shape) for _, leaf in _framework_leaves(x))
     if array_kind(x) != "numpy":
         return math.prod(inspect_array(x).shape)
