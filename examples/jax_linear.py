@@ -6,12 +6,11 @@ first call and a sample of later ones are compared with finite differences of th
 the same loop runs with a dropped factor of 2 in the penalty's gradient, which the first
 check catches.
 
-Run:  python examples/jax_linear.py   (needs JAX: pip install "verigrad[jax]")
+The loss receives JAX arrays on the parameter's device, in float32 (x64 is off; with
+``jax.config.update("jax_enable_x64", True)`` the check would compute in float64), and the
+check follows float32's precision.
 
-Today verigrad's pipeline hands the loss numpy float64 arrays (issue 13 is wiring JAX arrays
-through); a jit-compiled JAX function accepts them as they are (as float32, x64 being off),
-so nothing here converts anything. Once the wiring lands the loss receives JAX arrays on the
-parameter's device.
+Run:  python examples/jax_linear.py   (needs JAX: pip install "verigrad[jax]")
 """
 
 from __future__ import annotations

@@ -7,11 +7,11 @@ hand-written backward with finite differences of the loss, while ``torch.optim.S
 Then the same loop runs with a classic slip in the backward (the tanh derivative forgotten),
 which the first check catches, naming the wrong parameters.
 
-Run:  python examples/torch_two_layer.py   (needs torch: pip install "verigrad[torch]")
+The parameters are passed as they are, ``nn.Parameter`` tensors with ``requires_grad``: the
+check evaluates the loss on detached float64 copies, with autograd off, so nothing reaches
+the parameters' ``.grad`` or the optimizer's state; the loss receives tensors.
 
-Today verigrad's pipeline hands the loss numpy arrays (issue 13 is wiring torch tensors
-through). Two lines bridge that, each marked TODAY below; once the wiring lands, the loss gets
-the tensors themselves and the parameters can be passed as they are.
+Run:  python examples/torch_two_layer.py   (needs torch: pip install "verigrad[torch]")
 """
 
 from __future__ import annotations
@@ -45,15 +45,8 @@ class TwoLayer(torch.autograd.Function):
         return None, X.T @ d_hidden, d_hidden.sum(0), hidden.T @ d_out, d_out.sum(0)
 
 
-def as_tensors(p: Any) -> Params:
-    # TODAY: the check hands the loss numpy arrays; torch.as_tensor converts them (and is a
-    # no-op on tensors, so this keeps working once the loss gets tensors).
-    return {k: torch.as_tensor(v) for k, v in p.items()}
-
-
 def loss(p: Params, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean squared error of the network, through the custom Function."""
-    p = as_tensors(p)
     out = TwoLayer.apply(X, p["W1"], p["b1"], p["W2"], p["b2"])
     return ((out[:, 0] - y) ** 2).mean()
 
@@ -80,9 +73,7 @@ def train(steps: int = 150, lr: float = 0.2) -> tuple[float, float]:
     with torch.no_grad():
         start = float(loss(params, X, y))
     for _ in range(steps):
-        # TODAY: detached views of the parameters (no copy); once the wiring lands, pass
-        # `params` itself: the check then works on detached copies under no_grad.
-        grads = gradient({k: v.detach() for k, v in params.items()}, X, y)
+        grads = gradient(params, X, y)
         for name, p in params.items():
             p.grad = grads[name]
         opt.step()
