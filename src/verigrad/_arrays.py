@@ -38,7 +38,8 @@ def _real_array(value: Any, name: str, what: str) -> np.ndarray:
         raise InvalidTypeError(f"{name} is None; {what} must be an array of real numbers")
     try:
         arr = np.asarray(value)
-    except Exception as exc:  # ragged lists and the like
+    except (TypeError, ValueError) as exc:  # ragged lists and the like; nothing else (a
+        # timeout or KeyboardInterrupt raised during the conversion propagates as it is)
         raise InvalidTypeError(f"{name} cannot be converted to an array: {exc}") from exc
     kind = arr.dtype.kind
     if kind == "f" and arr.dtype.itemsize > 8:  # long double: may lie beyond float64's range
@@ -133,7 +134,7 @@ def loss_value(value: Any, name: str = "loss") -> float:
         )
     try:
         arr = np.asarray(value)
-    except Exception as exc:
+    except (TypeError, ValueError) as exc:  # only a failed conversion says "not a number"
         raise InvalidTypeError(f"{name} returned {_describe(value)}, not a real number") from exc
     if arr.dtype.kind not in "iuf":
         if arr.dtype.kind == "c":

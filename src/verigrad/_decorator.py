@@ -28,6 +28,7 @@ from ._policy import (
     DEFAULT_FIRST,
     Policy,
     Rotation,
+    locked,
     validate_budget,
     validate_schedule,
 )
@@ -185,15 +186,7 @@ class GradientChecker:
 
     def _maybe_check(self, i: int, mode: str, wrapped: Any, args: Any, kwargs: Any) -> Any:
         # Decide first: only a call that will be checked pays for the snapshot below.
-        now = _clock()
-        with self._lock:
-            if mode == "debug":
-                trigger: str | None = "debug"
-                if self._policy.t0 is None:
-                    self._policy.t0 = now
-            else:
-                trigger = self._policy.take(i, now)
-                self._next_due = self._policy.next_due
+        trigger: str | None = locked(self._lock, self._decide, i, mode, _clock())
         if trigger is None:
             return wrapped(*args, **kwargs)
         # The point is read before the gradient function runs: the check is made where the
@@ -228,9 +221,7 @@ class GradientChecker:
         # whatever happens inside, this thread's context is never changed (nothing to restore).
         result = contextvars.copy_context().run(self._check, i, point, loss_at, gradient)
         ended = _clock()
-        with self._lock:
-            self._policy.spent(i, ended - started + prepared, ended, trigger)
-            self._next_due = self._policy.next_due
+        locked(self._lock, self._spent, i, ended - started + prepared, ended, trigger)
         report(
             result,
             trigger=trigger,
@@ -263,19 +254,37 @@ class GradientChecker:
             # touched (the check works on copies); say which call the check belonged to.
             _add_note(exc, f"verigrad: raised while checking call {i} of {self.function}")
             raise
-        with self._lock:
-            self._checks += 1
-            if result.failed:
-                self._failures += 1
-            elif not result.passed:
-                self._undecided += 1
-            err = result.relative_error
-            if err > self._max_error or math.isnan(err):
-                self._max_error = err
-            self._last = result
-            if result.verdict != "nonfinite" or result.n_evals > 1:
-                self._policy.rotation.cover(result.size, result.checked_indices)
+        locked(self._lock, self._record, result)
         return result
+
+    # The lock is only ever held through ``locked``: around one call, on one line, so that an
+    # exception raised anywhere (a signal handler, a trace hook) cannot leave it held.
+
+    def _decide(self, i: int, mode: str, now: float) -> str | None:
+        if mode == "debug":
+            if self._policy.t0 is None:
+                self._policy.t0 = now
+            return "debug"
+        trigger = self._policy.take(i, now)
+        self._next_due = self._policy.next_due
+        return trigger
+
+    def _spent(self, i: int, seconds: float, now: float, trigger: str) -> None:
+        self._policy.spent(i, seconds, now, trigger)
+        self._next_due = self._policy.next_due
+
+    def _record(self, result: CheckResult) -> None:
+        self._checks += 1
+        if result.failed:
+            self._failures += 1
+        elif not result.passed:
+            self._undecided += 1
+        err = result.relative_error
+        if err > self._max_error or math.isnan(err):
+            self._max_error = err
+        self._last = result
+        if result.verdict != "nonfinite" or result.n_evals > 1:
+            self._policy.rotation.cover(result.size, result.checked_indices)
 
     def _fail(self, result: CheckResult) -> None:
         action = self.options.on_failure
@@ -299,13 +308,9 @@ class GradientChecker:
         that a filter turns into an error raises every time.
         """
         key = (category, result.verdict)
-        filters = warnings.filters
-        with self._lock:
-            seen = self._warned.get(key)
-            if seen is not None and seen[0] is filters and seen[1] == filters:
-                return
-            mark = (filters, list(filters))
-            self._warned[key] = mark
+        mark = locked(self._lock, self._mark_warned, key, warnings.filters)
+        if mark is None:
+            return
         try:
             warnings.warn(
                 category(result, warning_text(result, self._qualified)),
@@ -313,28 +318,43 @@ class GradientChecker:
             )
         except BaseException:
             # Raised (a filter made it an error): the next such check raises too.
-            with self._lock:
-                if self._warned.get(key) is mark:
-                    del self._warned[key]
+            locked(self._lock, self._unmark_warned, key, mark)
             raise
+
+    def _mark_warned(
+        self, key: tuple[type[Warning], str], filters: list[Any]
+    ) -> tuple[object, list[Any]] | None:
+        """Record a warning about to be issued; None if these filters already saw it."""
+        seen = self._warned.get(key)
+        if seen is not None and seen[0] is filters and seen[1] == filters:
+            return None
+        mark = (filters, list(filters))
+        self._warned[key] = mark
+        return mark
+
+    def _unmark_warned(self, key: tuple[type[Warning], str], mark: object) -> None:
+        if self._warned.get(key) is mark:
+            del self._warned[key]
 
     # -- the public face ----------------------------------------------------------------------
 
     @property
     def stats(self) -> CheckStats:
         """Counts so far, the largest relative error and the last result."""
-        with self._lock:
-            return CheckStats(
-                calls=_peek(self._calls),
-                checks=self._checks,
-                failures=self._failures,
-                undecided=self._undecided,
-                coverage=self._policy.rotation.coverage,
-                check_time_s=self._policy.check_time,
-                overhead=self._policy.overhead(_clock()),
-                max_relative_error=self._max_error,
-                last_result=self._last,
-            )
+        return locked(self._lock, self._stats)  # type: ignore[no-any-return]
+
+    def _stats(self) -> CheckStats:
+        return CheckStats(
+            calls=_peek(self._calls),
+            checks=self._checks,
+            failures=self._failures,
+            undecided=self._undecided,
+            coverage=self._policy.rotation.coverage,
+            check_time_s=self._policy.check_time,
+            overhead=self._policy.overhead(_clock()),
+            max_relative_error=self._max_error,
+            last_result=self._last,
+        )
 
     @property
     def last_result(self) -> CheckResult | None:
@@ -349,9 +369,11 @@ class GradientChecker:
     def reset(self) -> None:
         """Forget all calls and statistics, restart the sampling schedule from its seed, and
         let the next undecided or warned failed check warn again."""
-        with self._lock:
-            self._policy.reset()
-            self._reset_counters()
+        locked(self._lock, self._reset)
+
+    def _reset(self) -> None:
+        self._policy.reset()
+        self._reset_counters()
 
     def __repr__(self) -> str:
         s = self.stats

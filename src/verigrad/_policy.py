@@ -13,12 +13,21 @@ from __future__ import annotations
 import math
 import sys
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from .exceptions import InvalidArgumentError, InvalidTypeError
 
 NEVER = sys.maxsize
+
+
+def locked(lock: Any, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` holding ``lock``: taken, called and released on one line, so that no
+    line event (where a trace hook can raise) falls between taking and releasing it, and an
+    exception raised inside ``fn`` releases it as any ``with`` does."""
+    with lock: return fn(*args)  # noqa: E701  # fmt: skip
 
 
 def validate_schedule(*, first: object, every: object, sample_rate: object, seed: object) -> None:
@@ -210,27 +219,31 @@ class Rotation:
 
     def take(self, n: int, m: int) -> np.ndarray:
         """The next ``m`` coordinates of ``n`` in this pass's order."""
-        with self._lock:
-            picked: list[np.ndarray] = []
-            while m > 0:
-                if self._order.size != n or self._next >= n:
-                    self._order = self._rng.permutation(n)
-                    self._next = 0
-                chunk = self._order[self._next : self._next + m]
-                self._next += chunk.size
-                picked.append(chunk)
-                m -= chunk.size
-            return np.unique(np.concatenate(picked)) if picked else np.empty(0, dtype=np.intp)
+        return locked(self._lock, self._take, n, m)  # type: ignore[no-any-return]
+
+    def _take(self, n: int, m: int) -> np.ndarray:
+        picked: list[np.ndarray] = []
+        while m > 0:
+            if self._order.size != n or self._next >= n:
+                self._order = self._rng.permutation(n)
+                self._next = 0
+            chunk = self._order[self._next : self._next + m]
+            self._next += chunk.size
+            picked.append(chunk)
+            m -= chunk.size
+        return np.unique(np.concatenate(picked)) if picked else np.empty(0, dtype=np.intp)
 
     def cover(self, n: int, indices: np.ndarray | None) -> None:
         """Record a check of ``indices`` (None: all ``n`` coordinates)."""
-        with self._lock:
-            if self._covered.size != n:
-                self._covered = np.zeros(n, dtype=bool)
-            if indices is None:
-                self._covered[:] = True
-            else:
-                self._covered[indices] = True
+        locked(self._lock, self._cover, n, indices)
+
+    def _cover(self, n: int, indices: np.ndarray | None) -> None:
+        if self._covered.size != n:
+            self._covered = np.zeros(n, dtype=bool)
+        if indices is None:
+            self._covered[:] = True
+        else:
+            self._covered[indices] = True
 
     @property
     def coverage(self) -> float:
