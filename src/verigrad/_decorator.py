@@ -1,4 +1,5 @@
-"""``@verified_gradient``: a wrapt wrapper that checks a sampled fraction of gradient calls."""
+"""``@verified_gradient``: one closure around a gradient function that checks the calls its
+policy selects (by default the first call, then within 5 % of the wall time)."""
 
 from __future__ import annotations
 
@@ -653,7 +654,8 @@ def verified_gradient(
     place after computing the gradient (``g = ...; w -= lr * g; return g``), or another thread
     writing into the parameter meanwhile, does not make a correct gradient fail. The cost is one
     copy of the differentiated argument (every array of a structured one) per checked call, held
-    until the check ends; unchecked calls copy nothing.
+    until the check ends; unchecked calls copy nothing. On a checked call the argument is
+    validated first: a bool or str parameter is refused before the gradient function runs.
 
     Checks that could not decide warn with :class:`InconclusiveCheckWarning`, and failures with
     ``on_failure="warn"`` with :class:`GradientMismatchWarning`; each is issued once per
@@ -671,10 +673,10 @@ def verified_gradient(
             ``self``/``cls``) or a parameter name; or a tuple of them, when the gradient
             function returns a tuple with one gradient per argument. The argument may be an
             array or a structured parameter (nested dicts, lists, tuples of arrays).
-        sample_rate: probability of checking any one call (default 0.01), from the decorator's
-            own generator.
-        every: also check every ``every``-th call.
-        first: also check the first ``first`` calls (default 1: bugs often show at once).
+        sample_rate: probability of checking any one call, from the decorator's own
+            generator (never the user's).
+        every: check every ``every``-th call (calls ``every``, ``2 * every``, ...).
+        first: check the first ``first`` calls.
         seed: seed of the sampling generator, for reproducible schedules.
         mode: this function's own mode (``"off"``, ``"sample"``, ``"debug"``); None follows
             :func:`verigrad.configure` and ``VERIGRAD_MODE``. A :func:`verigrad.debug` block
@@ -689,24 +691,38 @@ def verified_gradient(
         n_directions, n_coordinates, directions: the size of checks of large parameters
             (see :func:`check_gradient`); the coordinates rotate through the whole parameter
             from one check to the next.
-        budget: a fraction of the wall time (e.g. 0.05) that checks may take: the gap to the
-            next sampled check is derived from the last check's duration and the measured
-            time per call, instead of from ``sample_rate``, so the overhead stays near the
-            budget as the loss gets faster or slower. ``first`` and ``every`` checks still
-            happen; debug mode ignores the budget. ``stats.overhead`` reports the fraction.
+        budget: a fraction of the wall time (e.g. 0.05) that checks may take: after each
+            check, the next sampled check waits until the run has spent ``1/budget - 1`` times
+            that check's duration outside checks (converted into calls at the measured time
+            per call), so the overhead stays near the budget as the loss gets faster or
+            slower. Alone, every call is a candidate; with ``sample_rate``, the sampled calls
+            are, and the budget drops those that would exceed it. ``first`` and ``every``
+            checks always happen; debug mode ignores the budget. ``stats.overhead`` reports
+            the fraction.
+
+    When to check, in mode ``"sample"``: the options given are the whole schedule, and a call is
+    checked when any of them selects it (``first`` or ``every`` or a sampled call that the
+    budget allows). With none of ``first``, ``every``, ``sample_rate``, ``budget`` given, the
+    default is ``first=1, budget=0.05``: the first call, then checks within about 5 % of the
+    wall time, whatever the model's size. ``every=10`` alone checks calls 10, 20, 30, ... and
+    nothing else.
         executor: spread each check's coordinates over this executor (see
             :func:`check_gradient`).
         vectorized, batch_bytes: the loss takes a batch of points stacked along a leading axis
             and returns one value per point (see :func:`check_gradient`).
 
     Returns:
-        A decorator for functions, methods, classmethods and staticmethods. The decorated
-        function keeps its name, signature and ``__wrapped__``, and exposes its
-        :class:`GradientChecker` as ``.verigrad`` (statistics in ``.verigrad.stats``).
+        A :class:`GradientDecorator` for functions, methods (a first parameter named ``self``
+        or ``cls``), classmethods and staticmethods (above or below them), bound methods,
+        ``functools.partial`` objects and callable instances. The decorated function keeps
+        its name, signature and ``__wrapped__``, and exposes its :class:`GradientChecker` as
+        ``.verigrad`` (statistics in ``.verigrad.stats``); type checkers see it as a
+        :class:`VerifiedFunction`, so ``grad.verigrad.stats`` type-checks.
 
     Raises:
-        InvalidArgumentError, InvalidTypeError: at decoration time, for a bad option or a
-            ``wrt`` that names no parameter.
+        InvalidArgumentError, InvalidTypeError: at decoration time, for a bad option, a
+            ``wrt`` that names no parameter, a missing ``loss``, a bare ``@verified_gradient``,
+            or ``loss="name"`` on a function that is not called with an instance.
     """
     if _func is not None:
         name = getattr(_func, "__name__", "grad")
