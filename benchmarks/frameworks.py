@@ -191,24 +191,24 @@ class Counter:
 
 
 def run_verigrad(case: Case, dtype: str, buggy: bool) -> Row:
-    """Today's pipeline: numpy in, so the torch loss is called through a converter."""
+    """The torch loss and gradient handed over as they are: the loss receives tensors."""
     import torch
 
     tdt = getattr(torch, dtype)
     count = Counter()
     gradient = case.buggy if buggy else case.grad
 
-    def loss(w: np.ndarray) -> float:
+    def loss(w: Any) -> Any:
         count.n += 1
-        return float(case.loss(torch, torch.as_tensor(w, dtype=tdt)))
+        return case.loss(torch, w)
 
     w = torch.as_tensor(start_point(case), dtype=tdt)
-    g = gradient(torch, w).numpy()
+    g = gradient(torch, w)
     t0 = time.perf_counter()
-    result = verigrad.check_gradient(loss, w.numpy(), g, seed=0)
+    result = verigrad.check_gradient(loss, w, g, seed=0)
     dt = time.perf_counter() - t0
     return Row(case.name, dtype, _variant(buggy), "verigrad", count.n, dt, result.passed,
-               "numpy at the boundary")  # fmt: skip
+               "tensors in")  # fmt: skip
 
 
 def _torch_function(case: Case, buggy: bool, count: Counter) -> Callable[[Any], Any]:
@@ -436,6 +436,71 @@ def overhead(n: int = 500, rounds: int = 40) -> dict[str, Any]:
         }
     if _importable("jax"):
         out["jax set()"] = _jax_set_cost(n)
+    out["pipeline"] = pipeline_overhead(n, max(4, rounds // 4))
+    return out
+
+
+def _evaluator(x: Any, loss: Callable[[Any], Any]) -> tuple[Any, np.ndarray, Any, Any]:
+    """The check's own Evaluator for ``x``, as check._run builds it: the evaluator, the host
+    point the pipeline moves, the point the loss gets, and the context the check runs in."""
+    from verigrad._arrays import working_copy
+    from verigrad._backend import Workspace, array_kind
+    from verigrad._evaluate import Evaluator
+
+    if array_kind(x) == "numpy":
+        work = working_copy(x)
+        return (
+            Evaluator(loss, "loss", point_nbytes=work.nbytes),
+            work,
+            work,
+            contextlib.nullcontext(),
+        )
+    ws = Workspace.of(x, dtype="auto")
+    work = ws.host if ws.shared and ws.dtype == np.float64 else np.array(ws.base, dtype=np.float64)
+    ev = Evaluator(loss, "loss", point_nbytes=work.nbytes, workspace=ws)
+    return ev, work, ws.point, ws.evaluating()
+
+
+def _pipeline_timed(
+    x: Any, loss: Callable[[Any], Any], idx: list[int], steps: list[float], mult: Any
+) -> tuple[float, float]:
+    """Nanoseconds per evaluation: Evaluator.shifted with the loss, and the loss alone."""
+    ev, work, point, context = _evaluator(x, loss)
+    n = len(idx)
+    with context:
+        t = timeit.timeit(lambda: ev.shifted(work, idx, steps, mult), number=3)
+        lo = timeit.timeit(lambda: _loss_alone(loss, point, n), number=3)
+    return t / 3 / (2 * n) * 1e9, lo / 3 / (2 * n) * 1e9
+
+
+def pipeline_overhead(n: int = 500, rounds: int = 10) -> dict[str, Any]:
+    """Nanoseconds per evaluation outside the loss through the pipeline itself
+    (``Evaluator.shifted``, central differences over every coordinate), numpy vs torch CPU
+    vs JAX CPU."""
+    a = np.random.default_rng(0).normal(size=n)
+    libs: dict[str, Any] = {"numpy": a}
+    if _importable("torch"):
+        import torch
+
+        libs["torch"] = torch.tensor(a)
+    if _importable("jax"):
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+        libs["jax"] = jax.numpy.asarray(a)
+    idx, steps, mult = list(range(n)), [1e-5] * n, (1.0, -1.0)
+    out: dict[str, Any] = {}
+    for loss_name, loss in (("constant float", _constant), ("0-d of the library", _first)):
+        best = {k: [np.inf, np.inf] for k in libs}
+        for _ in range(rounds):
+            for k, x in libs.items():
+                t, lo = _pipeline_timed(x, loss, idx, steps, mult)
+                best[k][0] = min(best[k][0], t)
+                best[k][1] = min(best[k][1], lo)
+        out[loss_name] = {
+            k: {"total_ns": v[0], "loss_ns": v[1], "outside_ns": v[0] - v[1]}
+            for k, v in best.items()
+        }
     return out
 
 
@@ -471,6 +536,19 @@ def print_overhead(res: dict[str, Any]) -> None:
         if "torch" in rows:
             ratio = rows["torch"]["outside_ns"] / rows["numpy"]["outside_ns"]
             print(f"{'':<20} torch / numpy outside the loss: {ratio:.2f}x (target 1.5x)")
+    pipe = res.get("pipeline")
+    if pipe:
+        print("\nThrough the pipeline (Evaluator.shifted, every coordinate, central):")
+        for loss_name in ("constant float", "0-d of the library"):
+            rows = pipe[loss_name]
+            for k, v in rows.items():
+                print(
+                    f"{loss_name:<20} {k:<8} {v['total_ns']:>9.0f} {v['loss_ns']:>9.0f} "
+                    f"{v['outside_ns']:>11.0f}"
+                )
+            if "torch" in rows:
+                ratio = rows["torch"]["outside_ns"] / rows["numpy"]["outside_ns"]
+                print(f"{'':<20} torch / numpy outside the loss: {ratio:.2f}x (target 1.5x)")
     if "jax set()" in res:
         print(
             f"\nJAX: one point built on the device by the compiled .at[i].set: "

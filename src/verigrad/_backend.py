@@ -554,9 +554,10 @@ def evaluating(kind: Kind) -> contextlib.AbstractContextManager[None]:
     return contextlib.nullcontext()
 
 
-def value_reader(kind: Kind, name: str = "loss") -> Callable[[Any], float]:
+def value_reader(kind: Kind, name: str = "loss") -> Callable[[Any, str], float]:
     """The fastest ``loss value -> Python float`` for a loss of ``kind`` arrays, for the
     pipeline's inner loop (``y if type(y) is float else read(y)``); errors name ``name``.
+    A second argument, if given, names the loss instead (the estimators' ``read(y, name)``).
 
     A plain closure, not a callable object: calling an instance costs a few hundred
     nanoseconds more per evaluation, as much as reading a torch scalar does.
@@ -564,20 +565,20 @@ def value_reader(kind: Kind, name: str = "loss") -> Callable[[Any], float]:
     if kind == "torch":
         tensor = _lib("torch").Tensor
 
-        def read_torch(y: Any) -> float:
+        def read_torch(y: Any, called: str = name) -> float:
             if type(y) is tensor:
                 try:
                     v = y.item()  # one transfer; refuses tensors of more than one element
                 except RuntimeError:
-                    return _value(y, name)
+                    return _value(y, called)
                 if type(v) is float:
                     return v
-            return _value(y, name)
+            return _value(y, called)
 
         return read_torch
 
-    def read(y: Any) -> float:
-        return _value(y, name)
+    def read(y: Any, called: str = name) -> float:
+        return _value(y, called)
 
     return read
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ._backend import Workspace, host_array, loss_caller
+from ._backend import Workspace, host_array, loss_caller, value_reader
 from ._direction import Direction, point
 from ._typing import FloatArray
 from .estimators import (
@@ -65,16 +65,19 @@ class _OnDevice:
 
 
 def _shifted_device(
-    fn: Callable[[Any], float],
+    fn: Callable[[Any], Any],
+    read: Callable[[Any, str], float],
     ws: Workspace,
     work: FloatArray,
     indices: Sequence[int],
     steps: Sequence[float],
     multipliers: Sequence[float],
+    name: str = "loss",
 ) -> tuple[FloatArray, FloatArray]:
     """:func:`shifted_values` for a framework array: each point is the workspace with one
     coordinate set on the device (``ws.set``), the offsets those the working dtype stores.
-    ``work`` is the float64 host base the pipeline reads."""
+    ``work`` is the float64 host base the pipeline reads; ``read`` reads a value that is not
+    a Python float."""
     flat = work.reshape(-1)
     hs = list(steps)
     vals: list[float] = []
@@ -85,7 +88,8 @@ def _shifted_device(
             v = float(flat[i])
             for mult in multipliers:
                 moved = ws.stored(v + mult * hs[k])
-                vals.append(fn(ws.set(i, moved)))
+                y = fn(ws.set(i, moved))
+                vals.append(y if type(y) is float else read(y, name))
                 offs.append(moved - v)
             ws.reset(i)
     except BaseException as exc:
@@ -137,8 +141,14 @@ class Evaluator:
     ) -> None:
         self._loss = loss_at
         self.workspace = workspace
-        #: ``device point -> float``: the serial, in-process evaluation of a framework loss.
+        #: ``device point -> float`` with autograd off in any thread: what workers run.
         self._call: Callable[[Any], float] | None = None
+        #: The loss as the serial path calls it (in the check's thread, where autograd is
+        #: already off: one call layer less per evaluation) and how its values are read.
+        self._raw: Callable[[Any], Any] = loss_at
+        self._read: Callable[[Any, str], float] = value_reader(
+            "numpy" if workspace is None else workspace.info.kind, name
+        )
         #: Directions moved to the device: ``id(u) -> (u, device u)``, the last few.
         self._directions: dict[int, tuple[Any, Any]] = {}
         self._name = name
@@ -157,6 +167,7 @@ class Evaluator:
         ws = self.workspace
         if ws is not None:
             kind = ws.info.kind
+            self._raw = loss
             self._call = loss_caller(loss, kind, self._name)
             convert = ws.converter()
             if self._vectorized:
@@ -205,7 +216,8 @@ class Evaluator:
         """The loss at one point."""
         self.n_evals += 1
         if self._call is not None and not isinstance(self._f, BatchedLoss):
-            value = self._call(self._device_point(point))
+            y = self._raw(self._device_point(point))
+            value = y if type(y) is float else self._read(y, self._name)
         else:
             value = self._f(point)
         if not math.isfinite(value):
@@ -234,12 +246,12 @@ class Evaluator:
         elif ws.shared and work is ws.host:
             # torch CPU in float64: numpy's own in-place loop, the loss handed the tensor that
             # shares the memory it writes.
-            assert self._call is not None
-            f = ScalarLoss(self._call, self._name)
+            f = ScalarLoss(self._raw, self._name, read=self._read)
             values, offsets = shifted_values(f, work, indices, steps, multipliers, ws.point)
         else:
-            assert self._call is not None
-            values, offsets = _shifted_device(self._call, ws, work, indices, steps, multipliers)
+            values, offsets = _shifted_device(
+                self._raw, self._read, ws, work, indices, steps, multipliers, self._name
+            )
         self.n_evals += values.size
         bad = ~np.isfinite(values)
         if bad.any():
@@ -276,10 +288,10 @@ class Evaluator:
                 out[:] = [v for part in parts for v in part]
             elif self.workspace is not None:
                 ws = self.workspace
-                call = self._call
-                assert call is not None
+                raw, read, name = self._raw, self._read, self._name
                 for k, (u, t) in enumerate(pairs):
-                    out[k] = call(ws.along(self._on_device(work, u), t))
+                    y = raw(ws.along(self._on_device(work, u), t))
+                    out[k] = y if type(y) is float else read(y, name)
             else:
                 f = self._f
                 for k, (u, t) in enumerate(pairs):

@@ -148,7 +148,7 @@ def shifted_values(
     # cheap losses, and the tool's own work per evaluation must stay O(1) and small. For the
     # same reason a ScalarLoss is unwrapped: its checks run inline, on values that are not
     # already Python floats only.
-    fn, name = (f.fn, f.name) if type(f) is ScalarLoss else (f, "f")
+    fn, name, read = (f.fn, f.name, f.read) if type(f) is ScalarLoss else (f, "f", loss_value)
     arg = x if target is None else target
     vals: list[float] = []
     offs: list[float] = []
@@ -163,10 +163,10 @@ def shifted_values(
                 up, down = v + m0 * hs[k], v + m1 * hs[k]
                 flat[i] = up
                 y = fn(arg)
-                vals.append(y if type(y) is float else loss_value(y, name))
+                vals.append(y if type(y) is float else read(y, name))
                 flat[i] = down
                 y = fn(arg)
-                vals.append(y if type(y) is float else loss_value(y, name))
+                vals.append(y if type(y) is float else read(y, name))
                 flat[i] = v
                 offs.append(up - v)
                 offs.append(down - v)
@@ -177,7 +177,7 @@ def shifted_values(
                     moved = v + mult * hs[k]
                     flat[i] = moved
                     y = fn(arg)
-                    vals.append(y if type(y) is float else loss_value(y, name))
+                    vals.append(y if type(y) is float else read(y, name))
                     offs.append(moved - v)
                 flat[i] = v
     except BaseException as exc:
@@ -505,17 +505,23 @@ class ScalarLoss:
     ``executor`` attached to it spreads coordinate-wise checks over that executor."""
 
     def __init__(
-        self, fn: Callable[..., Any], name: str = "f", executor: Executor | None = None
+        self,
+        fn: Callable[..., Any],
+        name: str = "f",
+        executor: Executor | None = None,
+        read: Callable[[Any, str], float] = loss_value,
     ) -> None:
         self.fn = fn
         self.name = name
         self.executor = executor
+        #: ``(value, name) -> float``: how a value that is not a Python float is read.
+        self.read = read
 
     def __call__(self, x: FloatArray) -> float:
-        return loss_value(self.fn(x), self.name)
+        return self.read(self.fn(x), self.name)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"fn": self.fn, "name": self.name, "executor": None}
+        return {"fn": self.fn, "name": self.name, "executor": None, "read": self.read}
 
 
 def scalar_function(f: Callable[..., Any], name: str = "f") -> ScalarFunction:
