@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ._backend import Workspace, host_array, loss_caller, value_reader
+from ._backend import Kind, Workspace, _lib, host_array, loss_caller, value_reader
 from ._direction import Direction, point
 from ._typing import FloatArray
 from .estimators import (
@@ -62,6 +62,13 @@ class _OnDevice:
 
     def __call__(self, point: Any) -> Any:
         return self.fn(self.convert(point))
+
+
+def _vmapped(loss: Callable[[Any], Any], kind: Kind) -> Callable[[Any], Any]:
+    """A loss written for one point, mapped over a leading batch axis by the library."""
+    if kind == "torch":
+        return _lib("torch").func.vmap(loss)  # type: ignore[no-any-return]
+    return _lib("jax").vmap(loss)  # type: ignore[no-any-return]
 
 
 def _shifted_device(
@@ -119,7 +126,9 @@ class Evaluator:
         loss_at: ``point -> loss value`` (or, vectorized, ``points -> values``).
         name: names the loss in errors.
         point_nbytes: the size of one point, for batch sizes.
-        vectorized: the loss takes points stacked along a leading axis.
+        vectorized: the loss takes points stacked along a leading axis; ``"vmap"``: the loss
+            takes one point and is mapped over a batch by ``torch.func.vmap`` or ``jax.vmap``
+            (a torch or JAX ``workspace`` only).
         batch_bytes: the memory of one batch of points.
         executor: spread coordinates and directions over this executor.
         workspace: for a torch, JAX or CuPy parameter, its workspace: the loss then receives
@@ -134,7 +143,7 @@ class Evaluator:
         name: str,
         *,
         point_nbytes: int,
-        vectorized: bool = False,
+        vectorized: bool | str = False,
         batch_bytes: int = 2 * 2**20,
         executor: Executor | None = None,
         workspace: Workspace | None = None,
@@ -153,7 +162,8 @@ class Evaluator:
         self._directions: dict[int, tuple[Any, Any]] = {}
         self._name = name
         self._nbytes = point_nbytes
-        self._vectorized = vectorized
+        self._vectorized = bool(vectorized)
+        self._vmap = vectorized == "vmap"
         self._batch_bytes = batch_bytes
         self._executor = executor
         self.n_evals = 0
@@ -171,8 +181,9 @@ class Evaluator:
             self._call = loss_caller(loss, kind, self._name)
             convert = ws.converter()
             if self._vectorized:
+                batched = _vmapped(loss, kind) if self._vmap else loss
                 return BatchedLoss(
-                    _OnDevice(loss, convert),
+                    _OnDevice(batched, convert),
                     self._nbytes,
                     self._name,
                     self._batch_bytes,

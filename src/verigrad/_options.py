@@ -68,7 +68,7 @@ class CheckConfig:
     n_directions: int = 8
     n_coordinates: int = 32
     directions: Literal["rademacher", "gaussian"] = "rademacher"
-    vectorized: bool = False
+    vectorized: bool | Literal["vmap"] = False
     batch_bytes: int = DEFAULT_BATCH_BYTES
     executor: Executor | None = None
 
@@ -81,7 +81,7 @@ class CheckConfig:
             "n_directions": positive_int(self.n_directions, "n_directions"),
             "n_coordinates": positive_int(self.n_coordinates, "n_coordinates"),
             "directions": validate_directions(self.directions),
-            "vectorized": bool(self.vectorized),
+            "vectorized": "vmap" if self.vectorized == "vmap" else bool(self.vectorized),
             "batch_bytes": positive_int(self.batch_bytes, "batch_bytes"),
             "executor": validate_executor(self.executor),
         }

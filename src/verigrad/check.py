@@ -211,6 +211,13 @@ def _run(
         dtype = ws.info.dtype
         analytical = host_array(analytical)
     grad = gradient_array(analytical, work.shape, "analytical gradient")
+    if config.vectorized == "vmap" and (ws is None or ws.info.kind not in ("torch", "jax")):
+        lib = "a numpy" if ws is None else f"a {ws.info.kind}"
+        raise InvalidArgumentError(
+            f"vectorized='vmap' maps a loss written for one point over batches with "
+            f"torch.func.vmap or jax.vmap, but {param_name} is {lib} array: write the loss "
+            "for a batch of points and pass vectorized=True"
+        )
     plan = make_plan(config, work.size)
     ev = Evaluator(
         loss_at,
@@ -844,7 +851,7 @@ def check_gradient(
     n_directions: int = 8,
     n_coordinates: int = 32,
     directions: Literal["rademacher", "gaussian"] = "rademacher",
-    vectorized: bool = False,
+    vectorized: bool | Literal["vmap"] = False,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
     executor: Executor | None = None,
     progress: bool = False,
@@ -882,7 +889,9 @@ def check_gradient(
             scaled by ``max(|x_i|, 1)``.
         vectorized: the loss accepts many points stacked along a new leading axis, shape
             ``(B, *x.shape)``, and returns one value per point, shape ``(B,)``; the perturbed
-            points of a coordinate-wise check are then evaluated in batches.
+            points of a coordinate-wise check are then evaluated in batches. ``"vmap"``: the
+            loss is written for one point, and a torch or JAX parameter's batches are mapped
+            over it by ``torch.func.vmap`` or ``jax.vmap``.
         batch_bytes: the memory for one batch of points (default 2 MiB).
         executor: a :class:`concurrent.futures.Executor` (thread or process pool, loky,
             ``dask.distributed.Client.get_executor()``, ...) to spread the coordinates of a
@@ -949,7 +958,12 @@ def check_gradient(
         raise InvalidArgumentError(f"progress=True needs tqdm: {INSTALL_HINT}")
     size = _size(x)
     total = estimated_evals(config.method, size, AUTO_FULL_MAX)
-    with progress_bar(total, batched=config.vectorized) as wrap:
+    if config.vectorized == "vmap":
+        raise InvalidArgumentError(
+            "progress=True counts the loss's calls, and under vectorized='vmap' the loss is "
+            "called once per batch, inside the map: drop one of the two"
+        )
+    with progress_bar(total, batched=config.vectorized is True) as wrap:
         return run_check(wrap(loss_at), x, analytical, config, **options)
 
 
@@ -968,7 +982,7 @@ def assert_gradient(
     n_directions: int = 8,
     n_coordinates: int = 32,
     directions: Literal["rademacher", "gaussian"] = "rademacher",
-    vectorized: bool = False,
+    vectorized: bool | Literal["vmap"] = False,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
     executor: Executor | None = None,
     progress: bool = False,
