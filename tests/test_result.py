@@ -268,3 +268,25 @@ class TestToEvent:
         event = vg.check_gradient(lambda x: 0.0, np.zeros(0), np.zeros(0)).to_event()
         assert "worst_index" not in event
         assert event["shape"] == [0]
+
+
+def test_a_result_without_arrays_keeps_its_report() -> None:
+    """What a decorator keeps of a large check: every scalar field, the summary and the hint;
+    the four parameter-sized arrays read NaN and take no memory."""
+    x = np.array([3.0, 4.0, -1.0])
+    r = vg.check_gradient(_sq, x, -2 * x)
+    light = r.without_arrays()
+    assert r.arrays
+    assert not light.arrays
+    assert light.summary() == r.summary()
+    assert light.hint() == r.hint()
+    assert (light.verdict, light.relative_error, light.worst) == (
+        r.verdict,
+        r.relative_error,
+        r.worst,
+    )
+    for arr in (light.numerical, light.analytical, light.steps):
+        assert arr.shape == x.shape
+        assert np.isnan(arr).all()
+        assert arr.strides == (0,)
+    assert light.without_arrays() is light

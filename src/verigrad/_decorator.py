@@ -21,6 +21,7 @@ from typing import Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, over
 import wrapt
 
 from . import _config
+from ._arrays import COPY_MAX
 from ._binding import Binder, snapshot, validate_point
 from ._config import validate_mode
 from ._options import CheckConfig
@@ -283,7 +284,8 @@ class GradientChecker:
         err = result.relative_error
         if err > self._max_error or math.isnan(err):
             self._max_error = err
-        self._last = result
+        # Kept between calls: nothing parameter-sized beyond a small parameter's arrays.
+        self._last = result if result.size <= COPY_MAX else result.without_arrays()
         if result.verdict != "nonfinite" or result.n_evals > 1:
             self._policy.rotation.cover(result.size, result.checked_indices)
 

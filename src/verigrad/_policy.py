@@ -204,8 +204,13 @@ class Budget:
 
 
 class Rotation:
-    """Hands out coordinates for subset checks: a seeded permutation, consumed without repeats,
-    a fresh one for each pass; and records which coordinates have been checked.
+    """Hands out coordinates for subset checks: a seeded order, consumed without repeats, a
+    fresh one for each pass; and records how many coordinates have been checked.
+
+    The order of a pass is ``k -> (a k + b) mod n`` with ``a`` coprime to ``n``: every
+    coordinate once per pass, spread over the parameter, kept in two integers (a permutation
+    of a million coordinates would keep 8 MB alive between checks). What has been checked is
+    one bit per coordinate.
 
     Thread-safe: checks running at once in several threads take disjoint coordinates.
     """
@@ -213,9 +218,13 @@ class Rotation:
     def __init__(self, seed: int | None) -> None:
         self._lock = threading.Lock()
         self._rng = np.random.default_rng(seed)
-        self._order = np.empty(0, dtype=np.intp)
+        self._n = 0
+        self._a = 1
+        self._b = 0
         self._next = 0
-        self._covered = np.zeros(0, dtype=bool)
+        self._bits = np.zeros(0, dtype=np.uint8)
+        self._size = 0
+        self._count = 0
 
     def take(self, n: int, m: int) -> np.ndarray:
         """The next ``m`` coordinates of ``n`` in this pass's order."""
@@ -223,32 +232,45 @@ class Rotation:
 
     def _take(self, n: int, m: int) -> np.ndarray:
         picked: list[np.ndarray] = []
-        while m > 0:
-            if self._order.size != n or self._next >= n:
-                self._order = self._rng.permutation(n)
-                self._next = 0
-            chunk = self._order[self._next : self._next + m]
+        while m > 0 and n > 0:
+            if self._n != n or self._next >= n:
+                self._n, self._next = n, 0
+                self._a = self._coprime(n)
+                self._b = int(self._rng.integers(n))
+            k = np.arange(self._next, min(self._next + m, n), dtype=np.int64)
+            chunk = ((self._a * k + self._b) % n).astype(np.intp)
             self._next += chunk.size
             picked.append(chunk)
             m -= chunk.size
         return np.unique(np.concatenate(picked)) if picked else np.empty(0, dtype=np.intp)
+
+    def _coprime(self, n: int) -> int:
+        while True:
+            a = int(self._rng.integers(1, n)) if n > 2 else 1
+            if math.gcd(a, n) == 1:
+                return a
 
     def cover(self, n: int, indices: np.ndarray | None) -> None:
         """Record a check of ``indices`` (None: all ``n`` coordinates)."""
         locked(self._lock, self._cover, n, indices)
 
     def _cover(self, n: int, indices: np.ndarray | None) -> None:
-        if self._covered.size != n:
-            self._covered = np.zeros(n, dtype=bool)
+        if self._size != n:
+            self._bits = np.zeros((n + 7) // 8, dtype=np.uint8)
+            self._size, self._count = n, 0
         if indices is None:
-            self._covered[:] = True
-        else:
-            self._covered[indices] = True
+            self._bits[:] = 0xFF
+            self._count = n
+            return
+        idx = np.unique(np.asarray(indices, dtype=np.intp).reshape(-1))
+        byte, bit = idx >> 3, (1 << (idx & 7)).astype(np.uint8)
+        self._count += int(np.count_nonzero((self._bits[byte] & bit) == 0))
+        np.bitwise_or.at(self._bits, byte, bit)
 
     @property
     def coverage(self) -> float:
         """The fraction of coordinates checked at least once (0.0 before any check)."""
-        return float(self._covered.mean()) if self._covered.size else 0.0
+        return self._count / self._size if self._size else 0.0
 
 
 #: The schedule a decorator gets when none of ``first``, ``every``, ``sample_rate`` and

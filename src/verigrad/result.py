@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -84,6 +85,8 @@ class CheckResult:
             own error bar and its share of the threshold while the relative error passes) or
             ``"direction"`` (random directions disagree beyond their error bars); else None.
         noise: the measured noise of one loss value near ``x`` (absolute), when measured.
+        arrays: False for a result kept without its parameter-sized arrays (see
+            :meth:`without_arrays`; a decorator's ``last_result`` above 65,536 coordinates).
     """
 
     passed: bool
@@ -123,6 +126,8 @@ class CheckResult:
     cause: str | None = None
     criterion: str | None = None
     noise: float | None = None
+    arrays: bool = True
+    _text: tuple[str, str | None] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.failed is None:
@@ -143,6 +148,23 @@ class CheckResult:
         """Number of coordinates of the parameter."""
         return int(np.prod(self.shape, dtype=np.int64))
 
+    def without_arrays(self) -> CheckResult:
+        """This result without its parameter-sized arrays (``arrays`` is False):
+        ``numerical``, ``analytical``, ``errors`` and ``steps`` read NaN (read-only views that
+        take no memory); every other field, :meth:`summary` and :meth:`hint` are kept."""
+        if not self.arrays:
+            return self
+        nan = np.broadcast_to(np.float64(np.nan), self.shape)
+        return dataclasses.replace(
+            self,
+            numerical=nan,
+            analytical=nan,
+            errors=None if self.errors is None else nan,
+            steps=nan,
+            arrays=False,
+            _text=(self.summary(), self.hint()),
+        )
+
     def label(self, index: tuple[int, ...]) -> str:
         """A coordinate's name: ``"[3]"``, ``"(1, 2)"``, or ``"layer2.W[1, 0]"`` for a leaf."""
         if self.tree is not None and len(index) == 1:
@@ -159,6 +181,8 @@ class CheckResult:
 
     def summary(self) -> str:
         """A multi-line report for a person debugging the gradient."""
+        if self._text is not None:
+            return self._text[0]
         who = f" for {self.function}" if self.function else ""
         if self.call_index is not None:
             who += f" (call {self.call_index})"
@@ -271,6 +295,8 @@ class CheckResult:
 
     def hint(self) -> str | None:
         """A one-line guess at the kind of bug, or None when nothing stands out."""
+        if self._text is not None:
+            return self._text[1]
         if self.verdict == "nonfinite":
             return (
                 "a NaN or inf never passes a check: look for log(0), 0/0, overflow "
