@@ -24,6 +24,8 @@ if _typing.TYPE_CHECKING:
     from ._config import reset_defaults as reset_defaults
     from ._decorator import CheckStats as CheckStats
     from ._decorator import GradientChecker as GradientChecker
+    from ._decorator import GradientDecorator as GradientDecorator
+    from ._decorator import VerifiedFunction as VerifiedFunction
     from ._decorator import verified_gradient as verified_gradient
     from .check import assert_gradient as assert_gradient
     from .check import check_gradient as check_gradient
@@ -53,6 +55,8 @@ _HOMES = {
     "reset_defaults": "._config",
     "CheckStats": "._decorator",
     "GradientChecker": "._decorator",
+    "GradientDecorator": "._decorator",
+    "VerifiedFunction": "._decorator",
     "verified_gradient": "._decorator",
     "assert_gradient": ".check",
     "check_gradient": ".check",
