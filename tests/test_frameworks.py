@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import multiprocessing
 import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,6 +128,24 @@ class Seen:
 
 def grad_of(w: np.ndarray) -> np.ndarray:
     return 3.0 * w**2 + 2.0 * w.sum()
+
+
+def framework_square(w: Any) -> Any:
+    """``sum(w**2)``, refusing anything but a framework array (for process pools)."""
+    if array_kind(w) == "numpy":
+        raise TypeError(f"the loss got {type(w).__name__}")
+    if array_kind(w) == "torch":
+        import torch
+
+        assert not torch.is_grad_enabled()
+    return (w * w).sum()
+
+
+@pytest.fixture(scope="module")
+def processes() -> Iterator[ProcessPoolExecutor]:
+    # spawn, not fork: forking a process that runs threads can deadlock.
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
 
 
 class TestCheckGradient:
@@ -273,6 +292,20 @@ class TestCheckGradient:
         assert (17,) in r.mismatched
         assert seen.kinds == {lib.kind}
         assert seen.grad_enabled <= {False}
+
+    def test_process_pool(self, lib: Lib, processes: ProcessPoolExecutor) -> None:
+        """Workers in other processes get the caller's kind of array (autograd off there
+        too) and the check finds a wrong coordinate."""
+        if lib.kind == "numpy" or lib.name == "jax-x64":
+            pytest.skip("numpy: tests/test_executor.py; x64 is not set in spawned workers")
+        x0 = np.random.default_rng(4).standard_normal(40)
+        wrong = 2 * x0
+        wrong[5] += 1.0
+        x = lib.make(x0)
+        assert check_gradient(framework_square, x, lib.make(2 * x0), executor=processes).passed
+        r = check_gradient(framework_square, x, lib.make(wrong), executor=processes)
+        assert r.verdict == "mismatch"
+        assert (5,) in r.mismatched
 
     def test_progress(self, lib: Lib) -> None:
         """progress=True counts a framework parameter's coordinates."""

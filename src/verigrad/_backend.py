@@ -319,7 +319,8 @@ class Workspace:
         self.dtype = host.dtype
         self.base: FloatArray = host.copy()
         self.base.setflags(write=False)
-        self._base_flat: list[float] = self.base.reshape(-1).tolist()
+        # A view, not a list of Python floats: a list would take 4x the parameter's memory.
+        self._base_flat: FloatArray = self.base.reshape(-1)
         self.host: FloatArray = host  # backs the point when `shared`
         self._host_flat = host.reshape(-1)
         self._xp: Any = None
@@ -364,7 +365,7 @@ class Workspace:
                 arr = arr.astype(np.float64)
             host = np.array(arr, dtype=wd, order="C", copy=True)
         else:
-            host = np.array(host_array(x), dtype=wd, order="C", copy=True)
+            host = np.asarray(host_array(x), dtype=wd, order="C")  # host_array made a copy
         return cls(info, host, name)
 
     @classmethod
@@ -453,11 +454,11 @@ class Workspace:
     def reset(self, i: int) -> None:
         """Put flat coordinate ``i`` back to its base value, exactly."""
         if self.shared:
-            self._host_flat[i] = self._base_flat[i]
+            self._host_flat[i] = float(self._base_flat[i])
         elif self.info.kind == "jax":
             self.point = self._dev_base
         else:
-            self._dev_flat[i] = self._base_flat[i]
+            self._dev_flat[i] = float(self._base_flat[i])
 
     def direction(self, u: Any) -> Any:
         """A host direction moved to the device once, for :meth:`along`."""

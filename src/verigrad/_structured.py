@@ -224,15 +224,11 @@ class Structured:
 
     def build(self, point: Any) -> Any:
         """The user's structure around a flat point (or a stack of them) of the workspace."""
-        built = self.tree.build(point)
-        if self.treedef is None:
-            return built
-        jax = sys.modules["jax"]
-        return jax.tree_util.tree_unflatten(self.treedef, list(built.values()))
+        return _build(self.tree, self.treedef, point)
 
     def loss(self, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        """``flat point -> fn(structure around it)``."""
-        return _StructuredLoss(fn, self)
+        """``flat point -> fn(structure around it)``; it does not keep the workspace alive."""
+        return _StructuredLoss(fn, self.tree, self.treedef)
 
     def gradient(self, g: Any, name: str = "analytical gradient") -> FloatArray:
         """``g`` (a structure like the parameter's) as a read-only flat float64 host array;
@@ -255,11 +251,19 @@ class Structured:
 _FLOAT32 = frozenset({"float32", "float16", "bfloat16"})
 
 
+def _build(tree: Tree, treedef: Any, point: Any) -> Any:
+    built = tree.build(point)
+    if treedef is None:
+        return built
+    jax = sys.modules["jax"]
+    return jax.tree_util.tree_unflatten(treedef, list(built.values()))
+
+
 class _StructuredLoss:
     """``point -> fn(structure around point)``; picklable when the loss is."""
 
-    def __init__(self, fn: Callable[[Any], Any], structured: Structured) -> None:
-        self.fn, self.structured = fn, structured
+    def __init__(self, fn: Callable[[Any], Any], tree: Tree, treedef: Any) -> None:
+        self.fn, self.tree, self.treedef = fn, tree, treedef
 
     def __call__(self, point: Any) -> Any:
-        return self.fn(self.structured.build(point))
+        return self.fn(_build(self.tree, self.treedef, point))

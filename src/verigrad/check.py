@@ -123,14 +123,17 @@ def run_check(
     options = (seed, pick, loss_name, param_name, function, call_index)
     if framework_structure(x):
         structured = Structured.of(x, param_name, dtype="auto")
-        grad = structured.gradient(analytical)
-        loss = structured.loss(loss_at)
-        result = _checked(loss, None, grad, config, options, structured.workspace)
-        return _with_tree(result, structured.tree)
-    if array_kind(x) != "numpy":
-        return _checked(
-            loss_at, x, analytical, config, options, Workspace.of(x, param_name, dtype="auto")
+        tree, grad, loss = (
+            structured.tree,
+            structured.gradient(analytical),
+            structured.loss(loss_at),
         )
+        held = [structured.workspace]
+        del structured  # _checked drops the workspace before the result is built
+        return _with_tree(_checked(loss, None, grad, config, options, held), tree)
+    if array_kind(x) != "numpy":
+        held = [Workspace.of(x, param_name, dtype="auto")]
+        return _checked(loss_at, x, analytical, config, options, held)
     if is_tree(x):
         tree, flat = Tree.of(x, param_name)
         result = run_check(
@@ -146,7 +149,7 @@ def run_check(
             call_index=call_index,
         )
         return _with_tree(result, tree)
-    return _checked(loss_at, x, analytical, config, options, None)
+    return _checked(loss_at, x, analytical, config, options, [])
 
 
 def _checked(
@@ -155,8 +158,12 @@ def _checked(
     analytical: Any,
     config: CheckConfig,
     options: tuple[Any, ...],
-    space: Workspace | None,
+    held: list[Workspace],
 ) -> CheckResult:
+    """Run the pipeline and build the result. ``held`` holds a framework parameter's
+    workspace, if any: it is emptied once the pipeline has run, so that the workspace's
+    copies are gone when the result's arrays are built (as numpy's working copy is)."""
+    space = held.pop() if held else None
     # The check steps where the loss may be undefined (log or sqrt just past 0): the NaN or
     # inf it gets there is judged by the check, not reported by numpy once per evaluation.
     grad_off = contextlib.nullcontext() if space is None else space.evaluating()
@@ -175,6 +182,7 @@ def _checked(
             call_index,
             space,
         )
+        del space
         # Built once _run has returned and its working copy of x is gone: the result's arrays
         # then take the memory the copy took.
         return build()
