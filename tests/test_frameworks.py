@@ -451,7 +451,7 @@ class TestDecorator:
         if lib.kind not in ("torch", "jax"):
             pytest.skip("vmap is torch's and JAX's")
 
-        @verified_gradient(loss=quadratic, mode="debug", vectorized="vmap")  # type: ignore[arg-type]
+        @verified_gradient(loss=quadratic, mode="debug", vectorized="vmap")
         def grad(w: Any, data: Any) -> Any:
             return 2 * data * data * w
 
@@ -556,6 +556,26 @@ class TestTorch:
         assert any("raised on a float64 point" in note for note in r.notes)
         g[2, 1] += 0.5
         assert check_gradient(loss, x, g).verdict == "mismatch"
+
+    def test_a_large_float32_model(self, torch: Any) -> None:
+        """Directions built in float32 on a large parameter whose loss refuses float64: a
+        correct gradient passes and one wrong entry is found, as for numpy in float32."""
+        torch.manual_seed(0)
+        n = 3000
+        a, b = torch.randn(50, n) / n**0.5, torch.randn(50)
+
+        def loss(w: Any) -> Any:
+            return ((a @ w - b) ** 2).sum() + 0.1 * (w * w).sum()
+
+        w = torch.randn(n)
+        g = 2 * a.T @ (a @ w - b) + 0.2 * w
+        r = check_gradient(loss, w, g, seed=0)
+        assert r.passed
+        assert r.precision == "float32"
+        g[123] += 0.05 * g.abs().max()
+        r = check_gradient(loss, w, g, seed=0)
+        assert r.verdict == "mismatch"
+        assert (123,) in r.mismatched
 
     def test_complex_step(self, torch: Any) -> None:
         """method='complex' hands the loss complex tensors."""
