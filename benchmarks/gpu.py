@@ -19,7 +19,10 @@ is read back as one float. Two checks, each timed on both devices:
 - sampled: central differences on 64 random coordinates plus 8 random Rademacher directions
   (16 + 128 evaluations, whatever n is), as ``method="auto"`` does above 2,000 parameters.
 
-The gradient compared against is autograd's, so both checks must pass; the rows print the
+The same two checks then run through ``verigrad.check_gradient`` itself (method "central",
+and "auto" with the same sample), the parameters and autograd's gradients passed as they are.
+
+The gradient compared against is autograd's, so every check must pass; the rows print the
 evaluations, the seconds, the time per evaluation and the relative error. A GPU pays a kernel
 launch and a device-to-host sync per evaluation, so small models are faster on the CPU; the
 crossover comes with the batch and width (``--batch``, ``--hidden``).
@@ -139,6 +142,22 @@ def run(device: str, hidden: int, batch: int, sample: int, n_dirs: int) -> list[
     err = max(_rel(est_c, g[idx]), _rel(est_d, exact_d))
     rows.append(Row(device, f"sampled ({sample} coords + {n_dirs} dirs)", n, evals_c + evals_d,
                     dt, err))  # fmt: skip
+
+    # The same two checks through the public pipeline: the parameters and autograd's
+    # gradients handed to check_gradient as they are (noise probe, second looks and all).
+    import verigrad
+
+    for label, options in (
+        ("check_gradient full", {"method": "central"}),
+        ("check_gradient auto", {"n_coordinates": sample, "n_directions": n_dirs, "seed": 0}),
+    ):
+        sync()
+        t0 = time.perf_counter()
+        result = verigrad.check_gradient(loss_of, params, grads, **options)  # type: ignore[arg-type]
+        sync()
+        dt = time.perf_counter() - t0
+        error = result.relative_error if result.passed else float("inf")
+        rows.append(Row(device, label, n, result.n_evals, dt, error))
     return rows
 
 
@@ -185,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r.us_per_eval:>9.1f} {r.relative_error:>9.1e}"
         )
     if "cuda" in devices:
-        for check in ("full", "sampled"):
+        for check in ("full", "sampled", "check_gradient full", "check_gradient auto"):
             cpu = next(r for r in rows if r.device == "cpu" and r.check.startswith(check))
             gpu = next(r for r in rows if r.device == "cuda" and r.check.startswith(check))
             print(f"{check}: CUDA takes {gpu.seconds / cpu.seconds:.2f}x the CPU's time")
