@@ -278,3 +278,141 @@ class TestDebug:
         plain_checks, total_checks = asyncio.run(main())
         assert plain_checks == 0
         assert total_checks == 2
+
+
+def close_grad(w: np.ndarray) -> np.ndarray:
+    """Off by a relative 1e-3: fails the default rtol 1e-5, passes rtol 1e-2."""
+    return 2 * w * (1 + 1e-3)
+
+
+class TestDecoratorDefaults:
+    """``configure`` carries the decorator defaults ``rtol`` and ``on_failure`` (issue 12, 7)."""
+
+    def test_built_in_defaults(self) -> None:
+        """Unconfigured, the defaults are rtol 1e-5 and on_failure "raise"."""
+        settings = vg.Settings()
+        assert (settings.rtol, settings.on_failure) == (1e-5, "raise")
+        assert vg.get_settings().rtol == 1e-5
+        assert vg.get_settings().on_failure == "raise"
+
+    def test_configure_sets_and_keeps_them(self) -> None:
+        """Each argument changes its own field; None keeps the others."""
+        vg.configure(rtol=1e-3)
+        settings = vg.configure(on_failure="warn")
+        assert settings == vg.Settings(rtol=1e-3, on_failure="warn")
+        assert vg.configure(mode="off") == vg.Settings(mode="off", rtol=1e-3, on_failure="warn")
+        assert vg.reset_defaults() == _config.settings_from_env(os.environ)
+
+    @pytest.mark.parametrize(
+        ("kwargs", "error", "match"),
+        [
+            ({"rtol": 0.0}, vg.InvalidArgumentError, r"rtol=0\.0"),
+            ({"rtol": 2}, vg.InvalidArgumentError, "rtol=2"),
+            ({"rtol": float("nan")}, vg.InvalidArgumentError, "rtol=nan"),
+            ({"rtol": "1e-3"}, vg.InvalidTypeError, "rtol must be a number"),
+            ({"rtol": True}, vg.InvalidTypeError, "rtol must be a number"),
+            ({"on_failure": "shout"}, vg.InvalidArgumentError, r"on_failure='shout'.*'raise'"),
+        ],
+    )
+    def test_invalid_values_name_the_argument(
+        self, kwargs: dict[str, Any], error: type[Exception], match: str
+    ) -> None:
+        """A bad value raises naming its argument, as the decorator does, and changes nothing
+        (also when another argument in the same call was valid)."""
+        before = vg.get_settings()
+        with pytest.raises(error, match=match):
+            vg.configure(mode="off", **kwargs)
+        assert vg.get_settings() == before
+        with pytest.raises(error, match=match):
+            vg.Settings(**kwargs)
+        with pytest.raises(error, match=match):
+            vg.verified_gradient(loss=square_loss, **kwargs)
+
+    def test_numpy_rtol_is_accepted(self) -> None:
+        """A numpy scalar is a number."""
+        assert vg.configure(rtol=np.float32(0.5)).rtol == 0.5
+
+    def test_rtol_reaches_a_decorator_without_its_own(self) -> None:
+        """configure(rtol=...) changes a decorator without rtol, not one with rtol, including
+        functions decorated before the call."""
+        follows = vg.verified_gradient(loss=square_loss, mode="debug")(close_grad)
+        own = vg.verified_gradient(loss=square_loss, mode="debug", rtol=1e-5)(close_grad)
+        with pytest.raises(vg.GradientMismatchError):
+            follows(W)
+        vg.configure(rtol=1e-2)
+        follows(W)
+        assert follows.verigrad.last_result is not None
+        assert follows.verigrad.last_result.threshold == 1e-2
+        with pytest.raises(vg.GradientMismatchError):
+            own(W)
+        assert own.verigrad.last_result is not None
+        assert own.verigrad.last_result.threshold == 1e-5
+        vg.reset_defaults()
+        with pytest.raises(vg.GradientMismatchError):
+            follows(W)
+
+    def test_on_failure_reaches_a_decorator_without_its_own(self) -> None:
+        """configure(on_failure=...) changes a decorator without on_failure, not one with it."""
+
+        def bad(w: np.ndarray) -> np.ndarray:
+            return w
+
+        follows = vg.verified_gradient(loss=square_loss, mode="debug")(bad)
+        own = vg.verified_gradient(loss=square_loss, mode="debug", on_failure="raise")(bad)
+        vg.configure(on_failure="warn")
+        with pytest.warns(vg.GradientMismatchWarning):
+            follows(W)
+        with pytest.raises(vg.GradientMismatchError):
+            own(W)
+        vg.configure(on_failure="log")
+        follows(W)
+        assert follows.verigrad.stats.failures == 2
+
+    def test_options_record_what_was_given(self) -> None:
+        """The decorator's options say None for defaults it takes from the configuration."""
+        options = vg.verified_gradient(loss=square_loss)(close_grad).verigrad.options
+        assert (options.rtol, options.on_failure) == (None, None)
+        options = vg.verified_gradient(loss=square_loss, rtol=1e-3, on_failure="log")(
+            close_grad
+        ).verigrad.options
+        assert (options.rtol, options.on_failure) == (1e-3, "log")
+
+    def test_unchecked_calls_do_not_read_the_defaults(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The hot path reads the mode only: rtol and on_failure are read on checked calls."""
+        reads: list[str] = []
+
+        class Watched:
+            mode = "sample"
+
+            @property
+            def rtol(self) -> float:
+                reads.append("rtol")
+                return 1e-5
+
+            @property
+            def on_failure(self) -> str:
+                reads.append("on_failure")
+                return "raise"
+
+        grad = vg.verified_gradient(loss=square_loss, sample_rate=0.0, first=0, every=5)(
+            lambda w: 2 * w
+        )
+        monkeypatch.setattr(_config._HOLDER, "settings", Watched())
+        for _ in range(4):
+            grad(W)
+        assert reads == []
+        grad(W)  # call 5: checked
+        assert sorted(reads) == ["on_failure", "rtol"]
+
+    def test_debug_still_outranks_a_decorators_own_mode(self) -> None:
+        """Unchanged: a debug() block checks a decorator declared mode="off"; configure's
+        mode does not."""
+        grad = vg.verified_gradient(loss=square_loss, mode="off")(lambda w: 2 * w)
+        vg.configure(mode="debug")
+        grad(W)
+        assert grad.verigrad.stats.checks == 0
+        with vg.debug():
+            grad(W)
+        assert grad.verigrad.stats.checks == 1

@@ -998,6 +998,9 @@ class TestThreads:
         class PausingSettings:
             """Stands in for the settings; pauses the worker thread while it reads the mode."""
 
+            rtol = 1e-5  # the defaults a checked call reads
+            on_failure = "raise"
+
             @property
             def mode(self) -> str:
                 if threading.current_thread().name == "paused-worker" and not paused.is_set():

@@ -1,8 +1,13 @@
-"""Process-wide settings: the checking mode, from the environment, ``configure()`` and ``debug()``.
+"""Process-wide settings: the checking mode and the decorator defaults, from the environment,
+``configure()`` and ``debug()``.
 
 Precedence for the mode, highest first: a ``debug()`` context, the decorator's own ``mode=``,
 ``configure()``, the ``VERIGRAD_MODE`` environment variable (read once, at import), the default
-``"sample"``.
+``"sample"``. A ``debug()`` block is the only thing that outranks a decorator's own ``mode=``.
+
+Precedence for the decorator defaults ``rtol`` and ``on_failure``: the decorator's own
+argument, else ``configure()``, else the built-in default (``1e-5``, ``"raise"``). They are read
+when a call is checked, so ``configure()`` also changes functions decorated before it.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from numbers import Real
 from typing import Any
 
-from ._typing import MODES, Mode
-from .exceptions import InvalidArgumentError, VerigradWarning
+from ._typing import MODES, ON_FAILURE, Mode, OnFailure
+from .exceptions import InvalidArgumentError, InvalidTypeError, VerigradWarning
 
 __all__ = ["Settings", "configure", "current_mode", "debug", "get_settings", "reset_defaults"]
 
@@ -32,14 +38,54 @@ def validate_mode(mode: object, name: str = "mode") -> Mode:
     return mode  # type: ignore[return-value,unused-ignore]
 
 
+def validate_on_failure(on_failure: object) -> OnFailure:
+    """Return ``on_failure`` if it is one of "raise", "warn", "log", else raise naming it."""
+    if on_failure not in ON_FAILURE:
+        raise InvalidArgumentError(
+            f"on_failure={on_failure!r}; choose one of {', '.join(map(repr, ON_FAILURE))}"
+        )
+    return on_failure  # type: ignore[return-value,unused-ignore]
+
+
+def validate_rtol(rtol: object) -> float:
+    """Return ``rtol`` as a float if it is a number in (0, 1], else raise naming it.
+
+    The same rule and messages as the check options' own validation, without importing numpy
+    (numpy's scalars are :class:`numbers.Real`)."""
+    if isinstance(rtol, bool) or not isinstance(rtol, Real):
+        raise InvalidTypeError(f"rtol must be a number, not {type(rtol).__name__}")
+    value = float(rtol)
+    if not (0.0 < value <= 1.0):
+        raise InvalidArgumentError(
+            f"rtol={rtol!r}: the relative-error threshold must lie in (0, 1]"
+        )
+    return value
+
+
+#: The built-in decorator defaults, used when neither the decorator nor ``configure`` sets them.
+DEFAULT_RTOL = 1e-5
+DEFAULT_ON_FAILURE: OnFailure = "raise"
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Process-wide defaults. Immutable: change them with :func:`configure`."""
+    """Process-wide defaults. Immutable: change them with :func:`configure`.
+
+    Attributes:
+        mode: the checking mode of decorated functions without their own ``mode=``.
+        rtol: the relative-error threshold of decorated functions without their own ``rtol=``.
+        on_failure: what a failed check of a decorated function without its own
+            ``on_failure=`` does: ``"raise"``, ``"warn"`` or ``"log"``.
+    """
 
     mode: Mode = "sample"
+    rtol: float = DEFAULT_RTOL
+    on_failure: OnFailure = DEFAULT_ON_FAILURE
 
     def __post_init__(self) -> None:
         validate_mode(self.mode)
+        object.__setattr__(self, "rtol", validate_rtol(self.rtol))
+        validate_on_failure(self.on_failure)
 
 
 def settings_from_env(environ: Mapping[str, str]) -> Settings:
@@ -105,20 +151,43 @@ def get_settings() -> Settings:
     return _HOLDER.settings
 
 
-def configure(*, mode: Mode | None = None) -> Settings:
+def configure(
+    *,
+    mode: Mode | None = None,
+    rtol: float | None = None,
+    on_failure: OnFailure | None = None,
+) -> Settings:
     """Change process-wide settings; arguments left as None keep their value.
+
+    Every argument is validated before anything changes: a bad value raises
+    :class:`InvalidArgumentError` or :class:`InvalidTypeError` naming the argument, and leaves
+    the settings as they were.
 
     Args:
         mode: ``"off"`` (decorated functions only call through), ``"sample"`` (check on the
             schedule each decorator sets: ``first``, ``every``, ``sample_rate``) or ``"debug"``
-            (check every call).
+            (check every call). A decorator's own ``mode=`` wins over it; only a
+            :func:`debug` block outranks a decorator's own ``mode=``.
+        rtol: the relative-error threshold, in (0, 1], of decorated functions declared without
+            ``rtol=`` (built-in default ``1e-5``). A decorator's own ``rtol=`` wins.
+        on_failure: what a failed check of a decorated function declared without
+            ``on_failure=`` does: ``"raise"`` (the built-in default), ``"warn"`` or ``"log"``.
+            A decorator's own ``on_failure=`` wins.
+
+    The decorator defaults are read when a call is checked: they apply to functions decorated
+    before the call too, and unchecked calls never read them.
 
     Returns:
         The new settings.
     """
-    settings = _HOLDER.settings
+    changes: dict[str, Any] = {}
     if mode is not None:
-        settings = replace(settings, mode=validate_mode(mode))
+        changes["mode"] = validate_mode(mode)
+    if rtol is not None:
+        changes["rtol"] = validate_rtol(rtol)
+    if on_failure is not None:
+        changes["on_failure"] = validate_on_failure(on_failure)
+    settings = replace(_HOLDER.settings, **changes) if changes else _HOLDER.settings
     _HOLDER.settings = settings
     return settings
 

@@ -23,7 +23,7 @@ import wrapt
 from . import _config
 from ._arrays import COPY_MAX
 from ._binding import Binder, snapshot, validate_point
-from ._config import validate_mode
+from ._config import validate_mode, validate_on_failure
 from ._options import CheckConfig
 from ._policy import (
     DEFAULT_BUDGET,
@@ -35,7 +35,7 @@ from ._policy import (
     validate_schedule,
 )
 from ._reporting import report
-from ._typing import ON_FAILURE, Epsilon, Method, Mode, OnFailure
+from ._typing import Epsilon, Method, Mode, OnFailure
 from .check import run_check
 from .estimators import DEFAULT_BATCH_BYTES, _add_note
 from .exceptions import (
@@ -106,7 +106,11 @@ class CheckStats:
 
 @dataclass(frozen=True)
 class CheckOptions:
-    """The decorator's options, validated: when and what to check, and how (``check``)."""
+    """The decorator's options, validated: when and what to check, and how (``check``).
+
+    ``on_failure`` and ``rtol`` are None when the decorator was not given them: a checked call
+    then takes them from :func:`verigrad.configure` (``check.rtol`` holds the built-in default).
+    """
 
     loss: Callable[..., Any] | str
     wrt: int | str | tuple[int | str, ...]
@@ -115,9 +119,10 @@ class CheckOptions:
     first: int | None
     seed: int | None
     mode: Mode | None
-    on_failure: OnFailure
+    on_failure: OnFailure | None
     budget: float | None
     check: CheckConfig
+    rtol: float | None = None
 
 
 class GradientChecker:
@@ -157,6 +162,9 @@ class GradientChecker:
         # checker, which pickles as its options (see __reduce__).
         self._forced = _CONTEXT_MODE.get
         self._holder = _HOLDER
+        #: ``options.check`` with the configured ``rtol``, and that ``rtol``: built on the
+        #: first checked call that needs it, rebuilt only when the configuration changes.
+        self._configured: tuple[float, CheckConfig] | None = None
         self._reset_counters()
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -218,32 +226,52 @@ class GradientChecker:
         prepared = _clock() - started
         gradient = wrapped(*args, **kwargs)  # training time, not check time
         started = _clock()
+        # The configured defaults are read here, on a checked call only: unchecked calls never
+        # look at them. The decorator's own rtol= and on_failure= win over them.
+        settings = self._holder.settings
+        on_failure = self.options.on_failure or settings.on_failure
+        config = self._check_config(settings.rtol)
         # The check runs in a copy of this context in which checking is off: a loss that calls
         # the decorated gradient neither starts a nested check nor counts as a call, and
         # whatever happens inside, this thread's context is never changed (nothing to restore).
-        result = contextvars.copy_context().run(self._check, i, point, loss_at, gradient)
+        result = contextvars.copy_context().run(self._check, i, point, loss_at, gradient, config)
         ended = _clock()
         locked(self._lock, self._spent, i, ended - started + prepared, ended, trigger)
-        report(
-            result,
-            trigger=trigger,
-            raises=bool(result.failed) and self.options.on_failure == "raise",
-        )
+        report(result, trigger=trigger, raises=bool(result.failed) and on_failure == "raise")
         if result.failed:
-            self._fail(result)
+            self._fail(result, on_failure)
         elif not result.passed:
             self._warn(InconclusiveCheckWarning, result)
         return gradient
 
-    def _check(self, i: int, x: Any, loss_at: Callable[[Any], Any], gradient: Any) -> CheckResult:
-        """Run the check of call ``i``; called in a private copy of the context."""
+    def _check_config(self, configured_rtol: float) -> CheckConfig:
+        """The check options for a check made now: the decorator's own, with the configured
+        ``rtol`` when the decorator was given none."""
+        check = self.options.check
+        if self.options.rtol is not None or check.rtol == configured_rtol:
+            return check
+        cached = self._configured  # one read: another thread may replace it meanwhile
+        if cached is None or cached[0] != configured_rtol:
+            cached = (configured_rtol, dataclasses.replace(check, rtol=configured_rtol))
+            self._configured = cached
+        return cached[1]
+
+    def _check(
+        self,
+        i: int,
+        x: Any,
+        loss_at: Callable[[Any], Any],
+        gradient: Any,
+        config: CheckConfig,
+    ) -> CheckResult:
+        """Run the check of call ``i`` with ``config``; called in a private copy of the context."""
         _CONTEXT_MODE.set("off")
         try:
             result = run_check(
                 loss_at,
                 x,
                 self._binder.gradient(gradient, x),
-                self.options.check,
+                config,
                 seed=None if self.options.seed is None else (self.options.seed, i),
                 pick=self._policy.rotation.take,
                 loss_name=f"loss {self._binder.loss_name}",
@@ -289,8 +317,7 @@ class GradientChecker:
         if result.verdict != "nonfinite" or result.n_evals > 1:
             self._policy.rotation.cover(result.size, result.checked_indices)
 
-    def _fail(self, result: CheckResult) -> None:
-        action = self.options.on_failure
+    def _fail(self, result: CheckResult, action: OnFailure) -> None:
         if action == "raise":
             raise GradientMismatchError(result)
         if action == "warn":
@@ -630,10 +657,10 @@ def verified_gradient(
     budget: float | None = None,
     seed: int | None = None,
     mode: Mode | None = None,
-    on_failure: OnFailure = "raise",
+    on_failure: OnFailure | None = None,
     method: Method = "auto",
     epsilon: Epsilon = "auto",
-    rtol: float = 1e-5,
+    rtol: float | None = None,
     kink_fails: bool = False,
     n_directions: int = 8,
     n_coordinates: int = 32,
@@ -681,14 +708,21 @@ def verified_gradient(
         first: check the first ``first`` calls.
         seed: seed of the sampling generator, for reproducible schedules.
         mode: this function's own mode (``"off"``, ``"sample"``, ``"debug"``); None follows
-            :func:`verigrad.configure` and ``VERIGRAD_MODE``. A :func:`verigrad.debug` block
-            overrides it.
+            :func:`verigrad.configure` and ``VERIGRAD_MODE``. It wins over
+            :func:`verigrad.configure`; a :func:`verigrad.debug` block (and the pytest plugin's
+            ``--verigrad=debug``, which opens one around each test) overrides it.
         on_failure: ``"raise"`` :class:`GradientMismatchError` (its message is the full
             report), ``"warn"`` with :class:`GradientMismatchWarning` (once per verdict, see
-            above), or ``"log"`` only.
+            above), or ``"log"`` only. None (the default) follows
+            :func:`verigrad.configure`'s ``on_failure``, itself ``"raise"`` unless configured;
+            given here, it wins over the configuration.
         method: how the numerical gradient is estimated (see :func:`check_gradient`).
         epsilon: a fixed absolute step, or ``"auto"`` (scaled to each coordinate).
-        rtol: the largest relative error that passes.
+        rtol: the largest relative error that passes. None (the default) follows
+            :func:`verigrad.configure`'s ``rtol``, itself ``1e-5`` unless configured (the
+            pytest plugin's ``--verigrad-rtol`` sets it); given here, it wins over the
+            configuration. The configured value is read on each checked call, never on an
+            unchecked one.
         kink_fails: treat a kink inside the stencil as a failure instead of a pass.
         n_directions, n_coordinates, directions: the size of checks of large parameters
             (see :func:`check_gradient`); the coordinates rotate through the whole parameter
@@ -738,10 +772,8 @@ def verified_gradient(
             "verified_gradient() needs loss=: the loss the gradient belongs to, e.g. "
             "@verified_gradient(loss=my_loss), or loss='loss' for a method of the instance"
         )
-    if on_failure not in ON_FAILURE:
-        raise InvalidArgumentError(
-            f"on_failure={on_failure!r}; choose one of {', '.join(map(repr, ON_FAILURE))}"
-        )
+    if on_failure is not None:
+        validate_on_failure(on_failure)
     budget = validate_budget(budget)
     if sample_rate is None and every is None and first is None and budget is None:
         # Nothing said about when to check: the first call, then within 5 % of the time.
@@ -756,10 +788,11 @@ def verified_gradient(
         mode=None if mode is None else validate_mode(mode),
         on_failure=on_failure,
         budget=budget,
+        rtol=None if rtol is None else _config.validate_rtol(rtol),
         check=CheckConfig(
             method=method,
             epsilon=epsilon,
-            rtol=rtol,
+            rtol=_config.DEFAULT_RTOL if rtol is None else rtol,
             kink_fails=kink_fails,
             n_directions=n_directions,
             n_coordinates=n_coordinates,

@@ -1,43 +1,51 @@
-"""pytest plugin: run decorated gradients in debug mode during tests, and fail on bad checks.
+"""pytest plugin: map command-line and ini options onto verigrad's configuration for a session.
 
 Registered through the ``pytest11`` entry point: installing verigrad is enough, no conftest.
 Without any of the options below and without the marker, the plugin changes nothing.
 
-Options (the command line wins over the ini file). As in typeguard's plugin, each option is
-mapped onto verigrad's public configuration and nothing else: the mode through
-:func:`verigrad.configure` (and :func:`verigrad.debug`, the one way to outrank a decorator's own
-``mode=``), restored through :func:`verigrad.reset_defaults` and :func:`verigrad.configure`:
+As in typeguard's plugin, each option is mapped onto verigrad's public configuration and
+nothing else: :func:`verigrad.configure` at the start of the session (and of each test phase),
+:func:`verigrad.debug` for ``debug`` (the one way to outrank a decorator's own ``mode=``), and
+the previous settings restored afterwards through :func:`verigrad.reset_defaults` and
+:func:`verigrad.configure`. What a check does is then the decorator's business, exactly as
+outside pytest: a decorator's own ``rtol=`` and ``on_failure=`` win over the options. The
+command line wins over the ini file; a bad value is a usage error.
 
-- ``--verigrad=debug|sample|off`` / ini ``verigrad_mode``: the mode for the whole session,
-  set with :func:`verigrad.configure` from start to end (so threads a test starts follow it)
-  and, in each test's setup, call and teardown, forced in the test's thread and its asyncio
-  tasks as a :func:`verigrad.debug` block would (``debug`` then also overrides a decorator's
-  own ``mode=``). The previous settings are restored after each test phase and at the end of
-  the session. An unknown value is a usage error.
-- ``--verigrad-rtol=RTOL`` / ini ``verigrad_rtol``: the threshold the ``assert_gradient``
-  fixture uses (``verigrad.assert_gradient``'s own default otherwise).
+- ``--verigrad=debug|sample|off`` / ini ``verigrad_mode``: ``configure(mode=...)`` from the
+  start of the session to its end (so threads a test starts follow it) and, in each test's
+  setup, call and teardown, forced in the test's thread and its asyncio tasks as a
+  :func:`verigrad.debug` block would (``debug`` then also overrides a decorator's own
+  ``mode=``).
+- ``--verigrad-rtol=RTOL`` / ini ``verigrad_rtol``: ``configure(rtol=...)``: the threshold of
+  every decorated gradient declared without ``rtol=``, and of the ``assert_gradient``
+  fixture.
+- ``--verigrad-on-failure=raise|warn|log`` / ini ``verigrad_on_failure``:
+  ``configure(on_failure=...)``: what a failed check of a gradient declared without
+  ``on_failure=`` does. verigrad's default is ``"raise"``: a failed check raises
+  :class:`~verigrad.GradientMismatchError` in the test, which fails it (unless the test expects
+  it with ``pytest.raises``). A decorator declared with ``on_failure="warn"`` or ``"log"``
+  warns or logs, and does not fail the test (``-W error::verigrad.GradientMismatchWarning``
+  makes a warning fail it).
 
-While a mode is set, every check a decorated gradient makes is attributed to the test phase
-running at the time. A failed check fails that test, with verigrad's report in the output,
-also when the decorator was declared with ``on_failure="warn"`` or ``"log"``. A failure the
-decorator raised as :class:`~verigrad.GradientMismatchError` is the test's business, as any
-exception: it fails the test unless the test expects it (``pytest.raises``), and it is not
-reported twice. Each test gets a "verigrad" report section listing its checks
-(shown with a failure, or with ``-rP``). A failed check outside any test (at import during
-collection, in a thread that outlived its test) makes the session fail and is shown in the
-summary.
+Each test phase's settings are restored after it (a test's own :func:`verigrad.configure`
+does not leak into the next test), and the session's at its end.
 
-Marker ``@pytest.mark.verigrad(mode="debug", *, rtol=None, allow_failures=False)``: runs one
-test (or every test of a class or module, through ``pytestmark``) in ``mode`` (positional or
-keyword; ``"debug"`` by default, None for the session's mode) with the checking and
-reporting described above, whatever the session's options. ``rtol`` sets the fixture's
-threshold for this test; ``allow_failures=True`` lists failed checks without failing the
-test, for tests that make a buggy gradient fail on purpose.
+Marker ``@pytest.mark.verigrad(mode="debug", *, rtol=None, on_failure=None,
+allow_failures=False)``: the same mapping for one test (or every test of a class or module,
+through ``pytestmark``), over the session's options: ``mode`` (positional or keyword;
+``"debug"`` by default, None for the session's mode), ``rtol`` and ``on_failure`` (None for
+the session's). ``allow_failures`` is accepted for compatibility and changes nothing: a check
+that does not raise never fails a test.
 
-Fixture ``assert_gradient``: :func:`verigrad.assert_gradient` with the test's settings
-(``rtol`` from the marker, the command line or the ini file; ``seed=0`` so the check is
-reproducible); keyword arguments given in the call win. Its checks are listed in the test's
-report section.
+Report section: in a test run with a mode, ``rtol`` or ``on_failure`` from the plugin, each
+phase gets a "verigrad" report section listing the checks made while it ran, in any thread
+(shown with a failure, or with ``-rP``); it reports, it decides nothing. A check whose
+warning was raised as an error (``-W error``) has its full report there.
+
+Fixture ``assert_gradient``: :func:`verigrad.assert_gradient` with the configured ``rtol``
+(:func:`verigrad.get_settings`, so the marker, the command line or the ini file) and
+``seed=0`` so the check is reproducible; keyword arguments given in the call win. Its checks
+are listed in the test's report section.
 
 Tracebacks: when a test fails on a check (a :class:`~verigrad.GradientMismatchError` or
 :class:`~verigrad.InconclusiveCheckError`, or a verigrad warning raised as an error), verigrad's
@@ -56,7 +64,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping
-from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
@@ -75,17 +83,16 @@ __all__ = [
     "pytest_runtest_makereport",
     "pytest_runtest_setup",
     "pytest_runtest_teardown",
-    "pytest_sessionfinish",
-    "pytest_terminal_summary",
     "pytest_unconfigure",
 ]
 
 MODES = ("off", "sample", "debug")
+ON_FAILURE = ("raise", "warn", "log")
 MARKER = "verigrad"
 MARKER_HELP = (
-    'verigrad(mode="debug", *, rtol=None, allow_failures=False): run this test with '
-    "decorated gradients in the given verigrad mode; a failed gradient check fails the test "
-    "(unless allow_failures=True); rtol sets the assert_gradient fixture's threshold."
+    'verigrad(mode="debug", *, rtol=None, on_failure=None, allow_failures=False): run this '
+    "test with verigrad configured so (mode, and the rtol and on_failure of decorated "
+    "gradients that set none); allow_failures is accepted and changes nothing."
 )
 #: One check seen during a test phase: its result, and the context it was reported with.
 Record = tuple["CheckResult", Mapping[str, Any]]
@@ -107,41 +114,55 @@ def _positive_rtol(raw: object, source: str) -> float | None:
     return value
 
 
-def _mode(raw: object, source: str) -> str | None:
-    """``raw`` as a mode, None when unset; a usage error naming ``source`` otherwise."""
+def _choice(raw: object, source: str, choices: tuple[str, ...], what: str) -> str | None:
+    """``raw`` as one of ``choices``, None when unset; a usage error naming ``source``."""
     if raw is None:
         return None
-    mode = str(raw).strip().lower()
-    if mode == "":
+    value = str(raw).strip().lower()
+    if value == "":
         return None
-    if mode not in MODES:
+    if value not in choices:
         raise pytest.UsageError(
-            f"{source}={raw!r} is not a verigrad mode; choose one of {', '.join(MODES)}"
+            f"{source}={raw!r} is not {what}; choose one of {', '.join(choices)}"
         )
-    return mode
+    return value
+
+
+def _mode(raw: object, source: str) -> str | None:
+    """``raw`` as a mode, None when unset; a usage error naming ``source`` otherwise."""
+    return _choice(raw, source, MODES, "a verigrad mode")
+
+
+def _on_failure(raw: object, source: str) -> str | None:
+    """``raw`` as an ``on_failure`` action, None when unset; a usage error naming ``source``."""
+    return _choice(raw, source, ON_FAILURE, "an on_failure action")
 
 
 @dataclass(frozen=True)
 class _Spec:
-    """What applies to one test: its mode, the fixture's threshold, whether failures fail."""
+    """The configuration one test runs with; None keeps what is configured."""
 
     mode: str | None
     rtol: float | None
-    allow_failures: bool = False
+    on_failure: str | None = None
     source: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return self.mode is None and self.rtol is None and self.on_failure is None
 
 
 @contextmanager
-def _forced(mode: str) -> Iterator[None]:
-    """``mode`` as verigrad's configuration (:func:`verigrad.configure`), and forced in this
-    thread and its asyncio tasks as a :func:`verigrad.debug` block would (a decorator's own
-    ``mode=`` outranks ``configure``); the previous configuration afterwards."""
+def _configured(spec: _Spec) -> Iterator[None]:
+    """``spec`` as verigrad's configuration (:func:`verigrad.configure`), the mode also forced
+    in this thread and its asyncio tasks as a :func:`verigrad.debug` block would (a decorator's
+    own ``mode=`` outranks ``configure``); the previous configuration afterwards."""
     import verigrad
 
     previous = verigrad.get_settings()
-    verigrad.configure(mode=mode)  # type: ignore[arg-type]
+    verigrad.configure(mode=spec.mode, rtol=spec.rtol, on_failure=spec.on_failure)  # type: ignore[arg-type]
     try:
-        with verigrad.debug(mode == "debug"):
+        with verigrad.debug(spec.mode == "debug") if spec.mode else nullcontext():
             yield
     finally:
         _restore(previous)
@@ -156,50 +177,48 @@ def _restore(settings: Settings) -> None:
 
 
 class _Session:
-    """The plugin's state for one pytest session: its settings and where checks go."""
+    """The plugin's state for one pytest session: its settings and where checks are listed."""
 
-    def __init__(self, mode: str | None, rtol: float | None, source: str) -> None:
-        self.mode = mode
-        self.rtol = rtol
-        self.source = source
-        self.outside: list[Record] = []
+    def __init__(self, spec: _Spec) -> None:
+        self.options = spec
         self._sink: list[Record] | None = None
         self._lock = threading.Lock()
-        self._stack = ExitStack()
+        self._previous: Settings | None = None
+
+    @property
+    def mode(self) -> str | None:
+        return self.options.mode
 
     def start(self) -> None:
-        """Apply the session's mode and observe every check until :meth:`stop`."""
-        if self.mode is None:
+        """Configure verigrad as the session's options say, until :meth:`stop`."""
+        if self.options.empty:
             return
-        from verigrad import _reporting
+        import verigrad
 
-        self._stack.enter_context(_reporting.observing(self.observe))
-        self._stack.enter_context(_forced(self.mode))
+        self._previous = verigrad.get_settings()
+        spec = self.options
+        verigrad.configure(mode=spec.mode, rtol=spec.rtol, on_failure=spec.on_failure)  # type: ignore[arg-type]
 
     def stop(self) -> None:
-        """Restore the settings found at :meth:`start` and stop observing."""
-        self._stack.close()
+        """Restore the settings found at :meth:`start`."""
+        previous, self._previous = self._previous, None
+        if previous is not None:
+            _restore(previous)
 
     def observe(self, result: CheckResult, context: Mapping[str, Any]) -> None:
-        """Attribute one check to the test phase running now, or to the session."""
-        with self._lock:
-            sink = self._sink if self._sink is not None else self.outside
-            sink.append((result, dict(context)))
-
-    def record(self, result: CheckResult, context: Mapping[str, Any]) -> None:
-        """Attribute a check made by the fixture to the current test phase, if it is watched."""
+        """List one check in the test phase running now (outside every phase: nowhere)."""
         with self._lock:
             if self._sink is not None:
                 self._sink.append((result, dict(context)))
 
+    record = observe  # a check made by the fixture
+
     @contextmanager
     def collecting(self, records: list[Record]) -> Iterator[None]:
-        """Send the checks made inside the block to ``records``."""
-        with ExitStack() as stack:
-            if self.mode is None:  # nothing observes session-wide: observe this phase
-                from verigrad import _reporting
+        """Send the checks made inside the block, in any thread, to ``records``."""
+        from verigrad import _reporting
 
-                stack.enter_context(_reporting.observing(self.observe))
+        with _reporting.observing(self.observe):
             with self._lock:
                 previous, self._sink = self._sink, records
             try:
@@ -209,33 +228,32 @@ class _Session:
                     self._sink = previous
 
     def spec(self, marker: pytest.Mark | None) -> _Spec:
-        """The settings for a test carrying ``marker`` (or none)."""
+        """The configuration for a test carrying ``marker`` (or none)."""
         if marker is None:
-            return _Spec(self.mode, self.rtol, source=self.source)
+            return self.options
         kwargs = dict(marker.kwargs)
-        unknown = sorted(set(kwargs) - {"mode", "rtol", "allow_failures"})
+        unknown = sorted(set(kwargs) - {"mode", "rtol", "on_failure", "allow_failures"})
         if unknown or len(marker.args) > 1 or (marker.args and "mode" in kwargs):
             raise _marker_error(
                 f"unexpected arguments {marker.args!r}, {kwargs!r}; expected "
-                '(mode="debug", *, rtol=None, allow_failures=False)'
+                '(mode="debug", *, rtol=None, on_failure=None, allow_failures=False)'
             )
         raw_mode = marker.args[0] if marker.args else kwargs.get("mode", "debug")
         try:
             mode = self.mode if raw_mode is None else _mode(raw_mode, "mode")
             rtol = _positive_rtol(kwargs.get("rtol"), "rtol")
+            on_failure = _on_failure(kwargs.get("on_failure"), "on_failure")
         except pytest.UsageError as exc:
             raise _marker_error(str(exc)) from None
         allow = kwargs.get("allow_failures", False)
         if not isinstance(allow, bool):
             raise _marker_error(f"allow_failures must be True or False, not {allow!r}")
         return _Spec(
-            mode, self.rtol if rtol is None else rtol, allow, source="@pytest.mark.verigrad"
+            mode,
+            self.options.rtol if rtol is None else rtol,
+            self.options.on_failure if on_failure is None else on_failure,
+            source="@pytest.mark.verigrad",
         )
-
-    def failures_outside(self) -> list[CheckResult]:
-        """Failed checks that happened outside every test phase."""
-        with self._lock:
-            return [result for result, _ in self.outside if result.failed]
 
 
 def _marker_error(message: str) -> BaseException:
@@ -295,10 +313,11 @@ def _listing(records: list[Record]) -> str:
 
 
 def _phase(item: pytest.Item, when: str) -> Generator[None, object, object]:
-    """The body of the setup/call/teardown wrappers: mode, collection, and the verdict."""
+    """The body of the setup/call/teardown wrappers: the test's configuration, and the list
+    of its checks. Whether the phase passes is the checks' business (they raise or not)."""
     state = item.config.stash.get(_SESSION, None)
     marker = item.get_closest_marker(MARKER)
-    if state is None or (state.mode is None and marker is None):
+    if state is None or (state.options.empty and marker is None):
         return (yield)
     try:
         spec = state.spec(marker)
@@ -307,40 +326,21 @@ def _phase(item: pytest.Item, when: str) -> Generator[None, object, object]:
             raise
         return (yield)  # already reported at setup
     records: list[Record] = []
-    forced: AbstractContextManager[None] = _forced(spec.mode) if spec.mode else nullcontext()
     try:
-        with state.collecting(records), forced:
+        with state.collecting(records), _configured(spec):
             outcome = yield
     except BaseException as exc:
         if records:
             raised = _carried(exc)
-            unreported = [
-                r for r, c in records if r.failed and not c.get("raises") and id(r) not in raised
-            ]
             warned = [r for r, _ in records if raised.get(id(r)) is False]
             text = _listing(records)
             if warned:
                 text += "\n\nchecks behind verigrad warnings raised as errors:\n\n"
                 text += "\n\n".join(r.summary() for r in warned)
-            if unreported:
-                text += "\n\nfailed checks not raised in this test:\n\n"
-                text += "\n\n".join(r.summary() for r in unreported)
             item.add_report_section(when, "verigrad", text)
         raise
-    if not records:
-        return outcome
-    item.add_report_section(when, "verigrad", _listing(records))
-    # A failure raised as an error is the test's business: it failed the test, or the test
-    # expected it (pytest.raises). Only failures that were never raised fail the test here.
-    failed = [r for r, c in records if r.failed and not c.get("raises")]
-    if failed and not spec.allow_failures:
-        during = {"setup": "in setup", "call": "during the test", "teardown": "in teardown"}
-        head = (
-            f"verigrad: {_plural(len(failed), 'failed gradient check')} {during[when]} "
-            f"(mode {spec.mode or 'unchanged'}, from {spec.source or 'the decorators'}), "
-            "not raised as an error (on_failure='warn' or 'log'):"
-        )
-        pytest.fail("\n\n".join([head, *(r.summary() for r in failed)]), pytrace=False)
+    if records:
+        item.add_report_section(when, "verigrad", _listing(records))
     return outcome
 
 
@@ -404,7 +404,7 @@ def pytest_runtest_makereport(
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Add ``--verigrad``, ``--verigrad-rtol`` and their ini options."""
+    """Add ``--verigrad``, ``--verigrad-rtol``, ``--verigrad-on-failure`` and their ini options."""
     group = parser.getgroup("verigrad", "verigrad gradient checks")
     group.addoption(
         "--verigrad",
@@ -420,29 +420,56 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="verigrad_rtol",
         default=None,
         metavar="RTOL",
-        help="relative-error threshold of the assert_gradient fixture "
-        "(default: ini verigrad_rtol, else verigrad's own).",
+        help="configure(rtol=RTOL): the threshold of decorated gradients declared without "
+        "rtol=, and of the assert_gradient fixture (default: ini verigrad_rtol, else "
+        "verigrad's configured one).",
+    )
+    group.addoption(
+        "--verigrad-on-failure",
+        dest="verigrad_on_failure",
+        choices=ON_FAILURE,
+        default=None,
+        help="configure(on_failure=...): what a failed check of a decorated gradient declared "
+        "without on_failure= does (default: ini verigrad_on_failure, else verigrad's "
+        "configured one, 'raise' unless changed).",
     )
     parser.addini(
         "verigrad_mode", "verigrad mode for the test session: debug, sample or off", default=""
     )
-    parser.addini("verigrad_rtol", "threshold of the assert_gradient fixture", default="")
+    parser.addini(
+        "verigrad_rtol",
+        "threshold of decorated gradients and the assert_gradient fixture",
+        default="",
+    )
+    parser.addini(
+        "verigrad_on_failure",
+        "on_failure of decorated gradients declared without one: raise, warn or log",
+        default="",
+    )
+
+
+def _option(
+    config: pytest.Config, name: str, flag: str, parse: Callable[[object, str], Any]
+) -> Any:
+    """The option ``name``: from the command line (``flag``), else the ini file, parsed."""
+    raw = config.getoption(name, None)
+    if raw is not None:
+        return parse(raw, flag)
+    return parse(config.getini(name), name)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the marker; with a mode set, apply it and start observing checks."""
+    """Register the marker; map the options onto verigrad's configuration for the session."""
     config.addinivalue_line("markers", MARKER_HELP)
-    option = config.getoption("verigrad_mode", None)
-    if option is not None:
-        mode, source = _mode(option, "--verigrad"), "--verigrad"
-    else:
-        mode, source = _mode(config.getini("verigrad_mode"), "verigrad_mode"), "ini verigrad_mode"
-    raw_rtol = config.getoption("verigrad_rtol", None)
-    if raw_rtol is not None:
-        rtol = _positive_rtol(raw_rtol, "--verigrad-rtol")
-    else:
-        rtol = _positive_rtol(config.getini("verigrad_rtol"), "verigrad_rtol")
-    state = _Session(mode, rtol, source if mode is not None else "")
+    mode = _option(config, "verigrad_mode", "--verigrad", _mode)
+    from_command_line = config.getoption("verigrad_mode", None) is not None
+    spec = _Spec(
+        mode,
+        _option(config, "verigrad_rtol", "--verigrad-rtol", _positive_rtol),
+        _option(config, "verigrad_on_failure", "--verigrad-on-failure", _on_failure),
+        source=("--verigrad" if from_command_line else "ini verigrad_mode") if mode else "",
+    )
+    state = _Session(spec)
     config.stash[_SESSION] = state
     state.start()
 
@@ -454,12 +481,18 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         state.stop()
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
-    """Say which verigrad mode the session runs in, when the plugin sets one."""
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    """Say how the plugin configures verigrad, when it does."""
     state = config.stash.get(_SESSION, None)
-    if state is None or state.mode is None:
+    if state is None or state.options.empty:
         return None
-    return f"verigrad: mode {state.mode} (from {state.source})"
+    spec = state.options
+    lines = [] if spec.mode is None else [f"verigrad: mode {spec.mode} (from {spec.source})"]
+    defaults = [f"{k}={v!r}" for k, v in (("rtol", spec.rtol), ("on_failure", spec.on_failure))]
+    set_ = [d for d, v in zip(defaults, (spec.rtol, spec.on_failure), strict=True) if v is not None]
+    if set_:
+        lines.append(f"verigrad: configure({', '.join(set_)})")
+    return lines
 
 
 @pytest.hookimpl(wrapper=True)
@@ -480,43 +513,22 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object
     return (yield from _phase(item, "teardown"))
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Fail the session on a failed check made outside every test."""
-    state = session.config.stash.get(_SESSION, None)
-    if state is not None and state.failures_outside() and session.exitstatus == 0:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """Show the failed checks made outside every test."""
-    state = config.stash.get(_SESSION, None)
-    failures = [] if state is None else state.failures_outside()
-    if not failures:
-        return
-    terminalreporter.section("verigrad: failed gradient checks outside any test", red=True)
-    for result in failures:
-        terminalreporter.write_line(result.summary())
-
-
 @pytest.fixture
 def assert_gradient(request: pytest.FixtureRequest) -> Callable[..., CheckResult]:
-    """:func:`verigrad.assert_gradient` with this test's settings.
+    """:func:`verigrad.assert_gradient` with the configured threshold and ``seed=0``.
 
-    The threshold comes from the test's ``verigrad`` marker, ``--verigrad-rtol`` or the ini
-    option ``verigrad_rtol``; the seed is 0. Keyword arguments given in the call win.
+    The threshold is :func:`verigrad.get_settings`'s ``rtol`` when the check is made: the
+    test's ``verigrad`` marker, ``--verigrad-rtol`` or the ini option ``verigrad_rtol`` set it,
+    as they set it for decorated gradients. Keyword arguments given in the call win.
     """
     import verigrad
 
     state = request.config.stash.get(_SESSION, None)
-    marker = request.node.get_closest_marker(MARKER)
-    spec = state.spec(marker) if state is not None else _Spec(None, None)
-    defaults: dict[str, Any] = {"seed": 0}
-    if spec.rtol is not None:
-        defaults["rtol"] = spec.rtol
 
     def check(loss: Any, x: Any, analytical: Any, **kwargs: Any) -> CheckResult:
         __tracebackhide__ = True  # a failure shows the test's line, not this one
         context = {"trigger": "assert_gradient fixture"}
+        defaults: dict[str, Any] = {"seed": 0, "rtol": verigrad.get_settings().rtol}
         try:
             result = verigrad.assert_gradient(loss, x, analytical, **{**defaults, **kwargs})
         except (verigrad.GradientMismatchError, verigrad.InconclusiveCheckError) as exc:
