@@ -11,10 +11,15 @@ api = pytest.importorskip("mypy.api")
 USAGE = Path(__file__).parent / "typing" / "usage.py"
 
 
+def _args(tmp_path: Path, file: Path) -> list[str]:
+    # A cache of its own: a shared .mypy_cache may remember files of other runs at other paths.
+    return ["--strict", "--no-error-summary", "--cache-dir", str(tmp_path / "cache"), str(file)]
+
+
 class TestTypedUsage:
-    def test_usage_file_passes_mypy_strict(self) -> None:
+    def test_usage_file_passes_mypy_strict(self, tmp_path: Path) -> None:
         """``grad.verigrad.stats`` and the decorated functions' signatures type-check."""
-        stdout, stderr, _ = api.run(["--strict", "--no-error-summary", str(USAGE)])
+        stdout, stderr, _ = api.run(_args(tmp_path, USAGE))
         # Only the usage file is judged: errors mypy reports in other modules it follows are
         # another test's business (mypy on src/ runs in CI).
         ours = [line for line in stdout.splitlines() if line.startswith(str(USAGE))]
@@ -32,7 +37,7 @@ class TestTypedUsage:
             "grad('not an array')\n"
             "n: int = grad.verigrad.statz\n"
         )
-        stdout, _, _ = api.run(["--strict", "--no-error-summary", str(bad)])
+        stdout, _, _ = api.run(_args(tmp_path, bad))
         ours = [line for line in stdout.splitlines() if line.startswith(str(bad))]
         assert any("arg-type" in line for line in ours), stdout
         assert any("statz" in line and "attr-defined" in line for line in ours), stdout
