@@ -66,9 +66,22 @@ def _torch(device: str) -> Lib:
     return Lib(f"torch-{device}", "torch", lambda a: torch.tensor(a, device=device), device=device)
 
 
+@contextlib.contextmanager
+def _global_x64() -> Iterator[None]:
+    """JAX's x64 on in every thread (jax.enable_x64 holds in its own thread only)."""
+    import jax
+
+    before = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", before)
+
+
 def _jax(x64: bool) -> Lib:
     jax = pytest.importorskip("jax")
-    context = (lambda: jax.enable_x64(True)) if x64 else contextlib.nullcontext
+    context = _global_x64 if x64 else contextlib.nullcontext
     return Lib("jax-x64" if x64 else "jax", "jax", jax.numpy.asarray, x64, context)
 
 
@@ -139,6 +152,13 @@ def framework_square(w: Any) -> Any:
 
         assert not torch.is_grad_enabled()
     return (w * w).sum()
+
+
+def enable_x64() -> None:
+    """A process pool's initializer: JAX in float64 in the worker."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
 
 
 @pytest.fixture(scope="module")
@@ -306,6 +326,33 @@ class TestCheckGradient:
         r = check_gradient(framework_square, x, lib.make(wrong), executor=processes)
         assert r.verdict == "mismatch"
         assert (5,) in r.mismatched
+
+    def test_jax_x64_workers_must_enable_it(self) -> None:
+        """A float64 JAX check on workers without x64 fails with an error that says how to
+        enable it, instead of silently rounding the points to float32."""
+        jax = pytest.importorskip("jax")
+        with _global_x64():
+            x = jax.numpy.asarray(np.ones(4))
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                with pytest.raises(InvalidArgumentError, match="has x64 off"):
+                    check_gradient(framework_square, x, 2 * x, executor=pool)
+                fixed = ProcessPoolExecutor(
+                    1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=enable_x64,
+                )
+                with fixed:
+                    assert check_gradient(framework_square, x, 2 * x, executor=fixed).passed
+
+    def test_jax_x64_in_one_thread_only(self) -> None:
+        """The jax.enable_x64 context does not reach a thread pool's threads: the check says
+        so instead of silently rounding the points to float32."""
+        jax = pytest.importorskip("jax")
+        with jax.enable_x64(True), ThreadPoolExecutor(2) as pool:
+            x = jax.numpy.asarray(np.ones(4))
+            with pytest.raises(InvalidArgumentError, match="in its own thread only"):
+                check_gradient(framework_square, x, 2 * x, executor=pool)
+            assert check_gradient(framework_square, x, 2 * x).passed  # this thread: fine
 
     def test_progress(self, lib: Lib) -> None:
         """progress=True counts a framework parameter's coordinates."""

@@ -266,6 +266,16 @@ def _to_device(kind: Kind, device: Any, dtype: np.dtype[Any], host: Any) -> Any:
     if kind == "jax":
         jax = _lib("jax")
 
+        if dtype == np.float64 and not jax.config.jax_enable_x64:
+            # Only in an executor's worker: JAX would round the points to float32.
+            raise InvalidArgumentError(
+                "the check works in float64 but JAX in this worker has x64 off: the "
+                "jax.enable_x64() context holds in its own thread only, and a process "
+                "executor's worker does not inherit jax.config. Call "
+                "jax.config.update('jax_enable_x64', True) instead, and in a process pool's "
+                "workers too: ProcessPoolExecutor(initializer=f), f a module-level function "
+                "calling it"
+            )
         return jax.device_put(np.array(host, copy=True), device)
     cupy = _lib("cupy")
 
