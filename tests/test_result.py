@@ -290,3 +290,21 @@ def test_a_result_without_arrays_keeps_its_report() -> None:
         assert np.isnan(arr).all()
         assert arr.strides == (0,)
     assert light.without_arrays() is light
+
+
+def test_a_leaf_hint_names_the_leaves_of_the_wrong_coordinates() -> None:
+    """A leaf whose relative error passes the threshold on rounding alone (a float32 loss) is
+    not blamed when the coordinates confirmed wrong all lie in another leaf."""
+    import dataclasses
+
+    params = {"a": np.array([1.0, 2.0, 3.0]), "b": np.array([0.5, -1.0])}
+
+    def loss(p: dict[str, np.ndarray]) -> float:
+        return float(p["a"] @ p["a"] + p["b"] @ p["b"])
+
+    wrong = {"a": 2 * params["a"] * np.array([1.0, -1.0, 1.0]), "b": 2 * params["b"]}
+    r = vg.check_gradient(loss, params, wrong)
+    assert r.verdict == "mismatch"
+    assert r.hint() == "the gradient of a is wrong; the others agree"
+    noisy = dataclasses.replace(r, leaf_errors=(("a", 0.5), ("b", 10 * r.threshold)))
+    assert noisy.hint() == "the gradient of a is wrong; the others agree"

@@ -327,6 +327,11 @@ class CheckResult:
     def _leaf_hint(self) -> str | None:
         assert self.tree is not None
         wrong = [path for path, err in self.leaf_errors if not err <= self.threshold]
+        if self.mismatched:
+            # The coordinates confirmed wrong name the leaves; a leaf's relative error can pass
+            # the threshold on the loss's own rounding alone (a float32 loss).
+            named = {self.tree.locate(index[0])[0].path for index in self.mismatched}
+            wrong = [path for path, _ in self.leaf_errors if path in named]
         if not wrong:
             return None
         guesses = []
