@@ -9,10 +9,8 @@ Run by hand (never in the test suite):
 Part 1, "tools": the same losses, each with a hand-written gradient that is correct or carries
 a bug, in float64 and float32, checked by
 
-- ``verigrad.check_gradient`` as it is today: the pipeline takes numpy arrays, so the loss is
-  called through a converter (numpy float64 in, a tensor of the parameter's dtype to the
-  user's torch loss, a float back) and the gradient is handed over as numpy; the output says
-  so. Once the pipeline takes tensors (issue 13), the loss gets the tensor directly;
+- ``verigrad.check_gradient``, given the torch tensors themselves: the loss gets tensors (in
+  float64 where it accepts them) and the gradient is handed over as a tensor;
 - ``torch.autograd.gradcheck`` in slow and fast mode, on a ``torch.autograd.Function`` whose
   backward is the hand-written gradient (how a custom backward is checked in PyTorch);
 - ``jax.test_util.check_grads`` (reverse mode, order 1) on a ``jax.custom_vjp`` whose
@@ -329,8 +327,7 @@ def tools_table() -> list[Row]:
 
 def print_tools(rows: list[Row]) -> None:
     print("Part 1: the same losses and hand-written gradients, checked by each tool.")
-    print("verigrad is today's check_gradient: the pipeline takes numpy, so the torch loss is")
-    print("called through a converter (numpy float64 -> tensor of the parameter's dtype).\n")
+    print("verigrad is check_gradient given the tensors themselves (its loss gets tensors).\n")
     bugs = ", ".join(f"{c.name}: {c.bug}" for c in CASES)
     print(f"bugs: {bugs}\n")
     head = f"{'loss':<18} {'dtype':<8} {'gradient':<8} {'tool':<16} {'evals':>6} {'ms':>8}  verdict"
