@@ -352,14 +352,18 @@ def _estimated_evals(method: str, size: int) -> int | None:
 # -- options -----------------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
+def _int_at_least(text: str, low: int, rule: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"{text!r}: {rule}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _int_at_least(text, 1, "must be at least 1")
 
 
 def _positive_float(text: str) -> float:
@@ -382,13 +386,7 @@ def _epsilon(text: str) -> Epsilon:
 
 
 def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: a seed must be 0 or more")
-    return value
+    return _int_at_least(text, 0, "a seed must be 0 or more")
 
 
 def _plot_path(text: str) -> Path:
