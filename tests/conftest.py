@@ -9,6 +9,8 @@ import pytest
 from hypothesis import settings
 
 import verigrad
+from fake_clock import FakeClock
+from verigrad import _decorator
 
 # In CI, property tests replay the same examples every run: a red build then always means a
 # change, never an unlucky draw. Locally they explore new examples each run.
@@ -23,3 +25,11 @@ def _default_settings() -> Iterator[None]:
     verigrad.reset_defaults()
     yield
     verigrad.reset_defaults()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The decorator's clock replaced by one the test moves by hand."""
+    fake = FakeClock()
+    monkeypatch.setattr(_decorator, "_clock", fake)
+    return fake

@@ -7,24 +7,7 @@ import pytest
 from structlog.testing import capture_logs
 
 import verigrad as vg
-from verigrad import _decorator
-
-
-class FakeClock:
-    """A clock that only moves when the test says so: training steps and loss evaluations."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(_decorator, "_clock", fake)
-    return fake
+from fake_clock import FakeClock
 
 
 def make(clock: FakeClock, budget: float, eval_cost: float = 1e-3, **options: object):

@@ -10,26 +10,9 @@ import pytest
 from structlog.testing import capture_logs
 
 import verigrad as vg
-from verigrad import _decorator
+from fake_clock import FakeClock
 
 A = np.linspace(0.5, 2.0, 5)
-
-
-class FakeClock:
-    """A clock that moves only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(_decorator, "_clock", fake)
-    return fake
 
 
 def make(clock: FakeClock | None = None, eval_cost: float = 1e-3, **options: Any) -> Any:
