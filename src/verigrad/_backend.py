@@ -12,6 +12,10 @@ and asks the workspace for the points it evaluates:
   ``.at[i].set`` builds the new point on the device. No evaluation copies the point to or from
   the host.
 * :meth:`Workspace.along` builds ``x + t * d`` on the device from a direction moved there once.
+* :meth:`Workspace.batches` builds a vectorized loss's batches on the device: the base
+  repeated, one coordinate scattered into each row; only those values cross from the host.
+* :meth:`Workspace.remote` is what an executor's worker needs to build a workspace of its own
+  (one transfer per task); its points are then built on the device as above.
 * :meth:`Workspace.value` reads the loss back as a Python float.
 
 Nothing here imports torch, JAX, CuPy or array-api-compat until a parameter comes from one of
@@ -36,7 +40,9 @@ from .exceptions import InvalidArgumentError, InvalidTypeError
 
 __all__ = [
     "ArrayInfo",
+    "Batches",
     "Kind",
+    "Remote",
     "WorkingDtype",
     "Workspace",
     "array_kind",
@@ -283,21 +289,96 @@ def _to_device(kind: Kind, device: Any, dtype: np.dtype[Any], host: Any) -> Any:
         return cupy.array(host, copy=True)
 
 
-class _Converter:
-    """``host array -> the library's array on the device``; picklable (a JAX device is sent as
-    None, the receiving process's default device)."""
+class Remote:
+    """What a worker needs to build its own :class:`Workspace` at a host point: the
+    parameter's library, device and working dtype, without the workspace's arrays. Picklable
+    (a JAX device is sent as None: the receiving process's default device)."""
 
-    def __init__(self, kind: Kind, device: Any, dtype: np.dtype[Any]) -> None:
-        self.kind, self.device, self.dtype = kind, device, dtype
+    def __init__(self, info: ArrayInfo, dtype: np.dtype[Any], name: str) -> None:
+        self.info, self.dtype, self.name = info, dtype, name
 
-    def __call__(self, host: Any) -> Any:
-        return _to_device(self.kind, self.device, self.dtype, host)
+    def at(self, host: Any) -> Workspace:
+        """A workspace whose base is ``host`` (copied): one transfer to the device."""
+        return Workspace(
+            self.info, np.array(host, dtype=self.dtype, order="C", copy=True), self.name
+        )
 
-    def __getstate__(self) -> tuple[Kind, Any, np.dtype[Any]]:
-        return self.kind, None if self.kind == "jax" else self.device, self.dtype
+    def __getstate__(self) -> tuple[ArrayInfo, np.dtype[Any], str]:
+        info = self.info
+        if info.kind == "jax":
+            info = dataclasses.replace(info, device=None)
+        return info, self.dtype, self.name
 
-    def __setstate__(self, state: tuple[Kind, Any, np.dtype[Any]]) -> None:
-        self.kind, self.device, self.dtype = state
+    def __setstate__(self, state: tuple[ArrayInfo, np.dtype[Any], str]) -> None:
+        self.info, self.dtype, self.name = state
+
+
+_BATCH_FNS: dict[str, Callable[..., Any]] = {}
+
+
+def _jax_batch() -> Callable[..., Any]:
+    """``(flat base, columns, values, shape) -> (k, *shape)``, row ``r`` the base with
+    ``columns[r]`` at ``values[r]``; compiled once per process (and per batch shape)."""
+    if not _BATCH_FNS:
+        jax = _lib("jax")
+
+        def build(base: Any, columns: Any, values: Any, shape: tuple[int, ...]) -> Any:
+            k = columns.shape[0]
+            rows = jax.numpy.arange(k)
+            stack = jax.numpy.broadcast_to(base, (k, base.shape[0]))
+            return stack.at[rows, columns].set(values).reshape((k, *shape))
+
+        _BATCH_FNS["jax"] = jax.jit(build, static_argnums=3)
+    return _BATCH_FNS["jax"]
+
+
+class Batches:
+    """Batches of points for a vectorized loss, built on the device from the workspace's base:
+    point ``k`` is the base with flat coordinate ``columns[k]`` at ``values[k]``.
+
+    The columns and values (one number per point) go to the device once; no point is copied
+    from the host. For torch and CuPy one buffer of ``size`` copies of the base is made on the
+    device and reused: before each batch only the entries the previous batch moved are put
+    back, so the work per batch outside the loss is O(``size``), as for numpy. JAX arrays are
+    immutable: each batch is the base broadcast and scattered by one compiled call.
+    """
+
+    def __init__(self, ws: Workspace, size: int, columns: Any, values: Any) -> None:
+        self.size = size
+        self.shape = ws.info.shape
+        self.kind = ws.info.kind
+        self.base = ws.device_base_flat()
+        self.columns = ws.small(columns)
+        self.values = ws.small(np.asarray(values, dtype=ws.dtype))
+        if self.kind == "torch":
+            torch = _lib("torch")
+
+            with torch.no_grad():
+                self.buffer = self.base.unsqueeze(0).repeat(size, 1)
+            self.rows = torch.arange(size, device=self.base.device)
+        elif self.kind == "cupy":
+            cupy = _lib("cupy")
+
+            with ws.info.device:
+                self.buffer = cupy.repeat(self.base[None, :], size, axis=0)
+                self.rows = cupy.arange(size)
+
+    def get(self, start: int, stop: int) -> Any:
+        """Points ``start`` to ``stop - 1`` stacked, shape ``(stop - start, *shape)``. Call with
+        consecutive ranges of ``size`` points (the last one may be shorter); the array returned
+        for a torch or CuPy workspace is overwritten by the next call."""
+        k = stop - start
+        columns = self.columns[start:stop]
+        if self.kind == "jax":
+            return _jax_batch()(self.base, columns, self.values[start:stop], self.shape)
+        buffer, rows, size = self.buffer, self.rows, self.size
+        if start:  # the previous batch was a full one: undo its moves
+            previous = self.columns[start - size : start]
+            buffer[rows, previous] = self.base[previous]
+        buffer[rows[:k], columns] = self.values[start:stop]
+        whole = buffer.reshape((size, *self.shape))
+        # A shorter last batch hands over only its own rows.
+        return whole if k == size else whole[:k]
 
 
 # -- the workspace -----------------------------------------------------------------------------
@@ -409,10 +490,46 @@ class Workspace:
         points (a recheck) and for directions, moved once and reused with :meth:`along`."""
         return _to_device(self.info.kind, self.info.device, self.dtype, host)
 
-    def converter(self) -> Callable[[Any], Any]:
-        """:meth:`to_device` as a small picklable object, without the workspace's arrays (for
-        an executor's workers and a vectorized loss's batches)."""
-        return _Converter(self.info.kind, self.info.device, self.dtype)
+    def remote(self) -> Remote:
+        """What an executor's worker needs to build a workspace of its own (see
+        :class:`Remote`): one transfer per task, then its points are built on the device."""
+        return Remote(self.info, self.dtype, self.name)
+
+    def small(self, host: Any) -> Any:
+        """A short host vector (columns, values: one number per point) as an array of the
+        library on the device, its dtype kept (JAX without x64 makes integers 32-bit)."""
+        arr = np.ascontiguousarray(host)
+        kind = self.info.kind
+        if kind == "numpy":
+            return arr.copy()
+        if kind == "torch":
+            return _lib("torch").as_tensor(arr, device=self.info.device)
+        if kind == "jax":
+            jax = _lib("jax")
+
+            if arr.dtype.kind == "i" and not jax.config.jax_enable_x64:
+                arr = arr.astype(np.int32)
+            return jax.device_put(arr, self.info.device)
+        cupy = _lib("cupy")
+
+        with self.info.device:
+            return cupy.asarray(arr)
+
+    def device_base_flat(self) -> Any:
+        """The base point on the device as a flat array of the library (not a copy: call it
+        with no coordinate moved, and do not write into it)."""
+        kind = self.info.kind
+        if kind == "numpy":
+            return self._base_flat
+        if kind == "jax":
+            return self._dev_base.reshape(-1)
+        if self.shared:
+            return self.point.reshape(-1)
+        return self._dev_flat
+
+    def batches(self, size: int, columns: Any, values: Any) -> Batches:
+        """Batches of ``size`` points built on the device (see :class:`Batches`)."""
+        return Batches(self, size, columns, values)
 
     def device_point(self, host: FloatArray) -> Any:
         """A host point of the pipeline as the array the loss receives: for a torch CPU

@@ -16,14 +16,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ._backend import Kind, Workspace, _lib, host_array, loss_caller, value_reader
+from ._backend import Kind, Remote, Workspace, _lib, host_array, loss_caller, value_reader
 from ._direction import Direction, point
 from ._typing import FloatArray
 from .estimators import (
     BatchedLoss,
     ScalarLoss,
     _add_note,
+    _batch_size,
+    _note_batch,
     _note_coordinate,
+    _shifted_on,
     run_tasks,
     shifted_values,
 )
@@ -50,18 +53,6 @@ class _Fresh:
         if self.copy is not None:
             return self.fn(self.copy(point))
         return self.fn(np.array(point, copy=True))
-
-
-class _OnDevice:
-    """``host point -> loss(the point as the parameter's kind of array)``: what an executor's
-    workers and a vectorized loss evaluate (one transfer per point or per batch). Picklable
-    when the loss is: it carries the workspace's converter, not the workspace."""
-
-    def __init__(self, fn: Callable[[Any], Any], convert: Callable[[Any], Any]) -> None:
-        self.fn, self.convert = fn, convert
-
-    def __call__(self, point: Any) -> Any:
-        return self.fn(self.convert(point))
 
 
 def _vmapped(loss: Callable[[Any], Any], kind: Kind) -> Callable[[Any], Any]:
@@ -110,6 +101,70 @@ def _shifted_device(
     return values, offsets
 
 
+def _shifted_device_batches(
+    f: BatchedLoss,
+    ws: Workspace,
+    work: FloatArray,
+    indices: Sequence[int],
+    steps: Sequence[float],
+    multipliers: Sequence[float],
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`.estimators._shifted_batches` for a framework array: the same points, in the
+    same order and batches, built on the device from the workspace's base (see
+    :class:`._backend.Batches`); only the moved values, one per point, cross from the host.
+    The offsets are those the working dtype stores (for float64, numpy's own)."""
+    flat = work.reshape(-1)
+    m = len(multipliers)
+    idx = np.asarray(indices, dtype=np.intp)
+    h = np.asarray(steps, dtype=np.float64)
+    base = flat[idx]
+    moved = base[:, None] + np.asarray(multipliers, dtype=np.float64)[None, :] * h[:, None]
+    if ws.dtype != np.float64:
+        moved = moved.astype(ws.dtype).astype(np.float64)
+    offsets = moved - base[:, None]
+    values = np.empty(moved.shape)
+    total = moved.size
+    if total == 0:
+        return values, offsets
+    columns = idx.repeat(m)
+    flat_values = values.reshape(-1)
+    size = _batch_size(f.batch_size, m, total)
+    batches = ws.batches(size, columns, moved.reshape(-1))
+    batch = f.batch
+    start = 0
+    try:
+        for start in range(0, total, size):
+            stop = min(start + size, total)
+            flat_values[start:stop] = batch(batches.get(start, stop))
+    except BaseException as exc:
+        _note_batch(exc, columns[start : start + size], work.shape)
+        raise
+    return values, offsets
+
+
+class _DeviceTask:
+    """What an executor's worker runs for a framework parameter: the loss (``point ->
+    float``, autograd off in any thread) and how to build a workspace there. Picklable when
+    the loss is."""
+
+    def __init__(self, call: Callable[[Any], float], remote: Remote, name: str) -> None:
+        self.call, self.remote, self.name = call, remote, name
+
+
+def _device_chunk(
+    task: _DeviceTask,
+    work: FloatArray,
+    indices: Sequence[int],
+    steps: Sequence[float],
+    multipliers: Sequence[float],
+) -> tuple[FloatArray, FloatArray]:
+    """One task of a parallel check of a framework parameter, in a worker: the point moves to
+    the device once per task, then each evaluation moves one coordinate there."""
+    ws = task.remote.at(work)
+    read = value_reader(ws.info.kind, task.name)
+    return _shifted_device(task.call, read, ws, work, indices, steps, multipliers, task.name)
+
+
 #: A direction to move along: a float64 array shaped like the point, or a compact one.
 Along = tuple[FloatArray | Direction, float]
 
@@ -117,6 +172,21 @@ Along = tuple[FloatArray | Direction, float]
 def _along_chunk(f: ScalarLoss, work: FloatArray, pairs: list[Along]) -> list[float]:
     """One task of a parallel directional evaluation: runs in a worker."""
     return [f(point(work, u, t)) for u, t in pairs]
+
+
+def _device_along_chunk(task: _DeviceTask, work: FloatArray, pairs: list[Along]) -> list[float]:
+    """:func:`_along_chunk` for a framework parameter: the point and each direction move to
+    the device once per task, and ``x + t u`` is built there."""
+    ws = task.remote.at(work)
+    moved: dict[int, tuple[Any, Any]] = {}
+    out: list[float] = []
+    for u, t in pairs:
+        hit = moved.get(id(u))
+        if hit is None:
+            host = u.array(work) if isinstance(u, Direction) else u
+            hit = moved[id(u)] = (u, ws.direction(host))
+        out.append(task.call(ws.along(hit[1], t)))
+    return out
 
 
 class Evaluator:
@@ -133,8 +203,9 @@ class Evaluator:
         executor: spread coordinates and directions over this executor.
         workspace: for a torch, JAX or CuPy parameter, its workspace: the loss then receives
             that library's arrays on the parameter's device (see :mod:`._backend`), while the
-            pipeline keeps reading float64 host arrays. None for numpy (the points are the
-            pipeline's own arrays, as always).
+            pipeline keeps reading float64 host arrays. Every point is built there, serially,
+            in batches and in an executor's workers alike: no evaluation copies a point from
+            the host. None for numpy (the points are the pipeline's own arrays, as always).
     """
 
     def __init__(
@@ -179,18 +250,14 @@ class Evaluator:
             kind = ws.info.kind
             self._raw = loss
             self._call = loss_caller(loss, kind, self._name)
-            convert = ws.converter()
             if self._vectorized:
+                # Handed batches built on the device (see _shifted_device_batches).
                 batched = _vmapped(loss, kind) if self._vmap else loss
                 return BatchedLoss(
-                    _OnDevice(batched, convert),
-                    self._nbytes,
-                    self._name,
-                    self._batch_bytes,
-                    read=host_array,
+                    batched, self._nbytes, self._name, self._batch_bytes, read=host_array
                 )
-            # What an executor's workers run: host points, moved to the device there.
-            return ScalarLoss(_OnDevice(self._call, convert), self._name, self._executor)
+            # An executor's workers run a _DeviceTask (see _device_task).
+            return ScalarLoss(self._call, self._name, self._executor)
         if self._vectorized:
             return BatchedLoss(loss, self._nbytes, self._name, self._batch_bytes)
         return ScalarLoss(loss, self._name, self._executor)
@@ -226,11 +293,13 @@ class Evaluator:
     def at(self, point: FloatArray) -> float:
         """The loss at one point."""
         self.n_evals += 1
-        if self._call is not None and not isinstance(self._f, BatchedLoss):
+        if self._call is None:
+            value = self._f(point)
+        elif isinstance(self._f, BatchedLoss):
+            value = float(self._f.batch(self._device_point(point)[None])[0])
+        else:
             y = self._raw(self._device_point(point))
             value = y if type(y) is float else self._read(y, self._name)
-        else:
-            value = self._f(point)
         if not math.isfinite(value):
             self.n_nonfinite += 1
             if self.first_nonfinite is None:
@@ -248,12 +317,22 @@ class Evaluator:
         """The loss with coordinate ``indices[k]`` moved by ``multipliers[j] * steps[k]``;
         values and the offsets actually applied, both ``(len(indices), len(multipliers))``."""
         ws = self.workspace
-        if (
-            ws is None
-            or isinstance(self._f, BatchedLoss)
-            or (self._executor is not None and len(indices) > 1)
-        ):
+        if ws is None:
             values, offsets = shifted_values(self._f, work, indices, steps, multipliers)
+        elif isinstance(self._f, BatchedLoss):
+            values, offsets = _shifted_device_batches(
+                self._f, ws, work, indices, steps, multipliers
+            )
+        elif self._executor is not None and len(indices) > 1:
+            values, offsets = _shifted_on(
+                self._executor,
+                self._device_task(),
+                work,
+                indices,
+                steps,
+                multipliers,
+                task=_device_chunk,
+            )
         elif ws.shared and work is ws.host:
             # torch CPU in float64: numpy's own in-place loop, the loss handed the tensor that
             # shares the memory it writes.
@@ -279,21 +358,30 @@ class Evaluator:
         if not pairs:
             return out
         try:
+            ws = self.workspace
             if isinstance(self._f, BatchedLoss):
                 size = self._f.batch_size
                 for a in range(0, len(pairs), size):
                     chunk = pairs[a : a + size]
-                    points = np.stack([point(work, u, t) for u, t in chunk])
+                    if ws is None:
+                        points = np.stack([point(work, u, t) for u, t in chunk])
+                    else:  # built on the device, from directions moved there once
+                        points = ws.stack([ws.along(self._on_device(work, u), t) for u, t in chunk])
                     out[a : a + len(chunk)] = self._f.batch(points)
             elif self._executor is not None and len(pairs) > 1:
                 workers = getattr(self._executor, "_max_workers", None) or os.cpu_count() or 1
                 n_chunks = max(1, min(len(pairs), int(workers)))
                 bounds = np.linspace(0, len(pairs), n_chunks + 1).astype(int).tolist()
-                shipped = ScalarLoss(self._f.fn, self._f.name)
+                shipped: ScalarLoss | _DeviceTask
+                task: Callable[..., list[float]]
+                if ws is None:
+                    shipped, task = ScalarLoss(self._f.fn, self._f.name), _along_chunk
+                else:
+                    shipped, task = self._device_task(), _device_along_chunk
                 parts = run_tasks(
                     self._executor,
                     shipped,
-                    _along_chunk,
+                    task,
                     [(work, list(pairs[a:b])) for a, b in itertools.pairwise(bounds) if b > a],
                 )
                 out[:] = [v for part in parts for v in part]
@@ -318,6 +406,13 @@ class Evaluator:
                 u, t = pairs[int(np.argmax(bad))]
                 self.first_nonfinite = lambda w: point(w, u, t)
         return out
+
+    def _device_task(self) -> _DeviceTask:
+        """What an executor's workers run for a framework parameter."""
+        ws = self.workspace
+        assert ws is not None
+        assert self._call is not None
+        return _DeviceTask(self._call, ws.remote(), self._name)
 
     def _on_device(self, work: FloatArray, u: FloatArray | Direction) -> Any:
         """``u`` as a device array (materialised once, kept for the next few calls)."""

@@ -277,7 +277,7 @@ def _shifted_batches(
     columns = idx.repeat(m)
     flat_moved = moved.reshape(-1)
     flat_values = values.reshape(-1)
-    size = min(f.batch_size - f.batch_size % m if f.batch_size >= m else f.batch_size, total)
+    size = _batch_size(f.batch_size, m, total)
     buffer = np.empty((size, flat.size))
     buffer[...] = flat
     rows = np.arange(size)
@@ -298,6 +298,12 @@ def _shifted_batches(
         _note_batch(exc, columns[start : start + size], x.shape)
         raise
     return values, offsets
+
+
+def _batch_size(batch_size: int, m: int, total: int) -> int:
+    """Points per batch: at most ``batch_size`` and ``total``, a multiple of ``m`` (the points
+    of one coordinate) where it can be."""
+    return min(batch_size - batch_size % m if batch_size >= m else batch_size, total)
 
 
 def _note_batch(exc: BaseException, columns: np.ndarray, shape: tuple[int, ...]) -> None:
@@ -368,23 +374,26 @@ def run_tasks(
 
 def _shifted_on(
     executor: Executor,
-    f: ScalarFunction,
+    f: Any,
     x: FloatArray,
     indices: Sequence[int],
     steps: Sequence[float],
     multipliers: Sequence[float],
+    task: Callable[..., tuple[FloatArray, FloatArray]] | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     """:func:`shifted_values` split into chunks of coordinates run as tasks on ``executor``,
-    assembled in order. Each task gets its own copy of the point."""
+    assembled in order. Each task gets its own copy of the point. ``task``, if given, runs
+    each chunk as ``task(f, x, indices, steps, multipliers)`` instead of
+    :func:`_evaluate_chunk` (``f`` is then shipped as it is)."""
     workers = getattr(executor, "_max_workers", None) or os.cpu_count() or 1
     n_chunks = max(1, min(len(indices), 4 * int(workers)))
     bounds = np.linspace(0, len(indices), n_chunks + 1).astype(int)
     idx, hs = list(indices), list(steps)
-    shipped = ScalarLoss(f.fn, f.name) if isinstance(f, ScalarLoss) else f
+    shipped = ScalarLoss(f.fn, f.name) if task is None and isinstance(f, ScalarLoss) else f
     parts = run_tasks(
         executor,
         shipped,
-        _evaluate_chunk,
+        _evaluate_chunk if task is None else task,
         [
             (x, idx[a:b], hs[a:b], multipliers)
             for a, b in itertools.pairwise(bounds.tolist())
