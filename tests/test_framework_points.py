@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import verigrad as vg
 from verigrad import _backend, assert_gradient, check_gradient, verified_gradient
 from verigrad._backend import array_kind, host_array
 from verigrad.exceptions import GradientMismatchError
@@ -362,3 +363,128 @@ class TestExecutor:
         assert seen == {False}
         assert x.grad is None
         assert np.array_equal(host_array(x), x0)
+
+
+class TestPublicEstimators:
+    """numerical_gradient and directional_derivative hand the loss the caller's own kind of
+    array and return the gradient as one."""
+
+    def test_numerical_gradient_torch(self) -> None:
+        torch = pytest.importorskip("torch")
+        x0 = point(5, seed=6)
+        x = torch.tensor(x0, requires_grad=True)
+        seen: set[Any] = set()
+
+        def loss(w: Any) -> Any:
+            seen.add((type(w), w.dtype, torch.is_grad_enabled()))
+            return w.pow(3).sum()  # a tensor method numpy lacks
+
+        for method in ("central", "forward", "backward"):
+            g = vg.numerical_gradient(loss, x, method=method)  # type: ignore[arg-type]
+            assert isinstance(g, torch.Tensor)
+            assert g.dtype == torch.float64
+            assert g.device == x.device
+            assert not g.requires_grad
+            np.testing.assert_allclose(
+                g.numpy(), 3 * x0**2, rtol=1e-5 if method != "central" else 1e-8
+            )
+        assert seen == {(torch.Tensor, torch.float64, False)}
+        assert x.grad is None
+        assert np.array_equal(x.detach().numpy(), x0)
+        numpy = vg.numerical_gradient(lambda w: float((w**3).sum()), x0)
+        np.testing.assert_allclose(vg.numerical_gradient(loss, x).numpy(), numpy, rtol=1e-9)
+
+    def test_numerical_gradient_torch_float32_model(self) -> None:
+        """A loss whose float32 weights refuse float64 points gets float32 ones; the gradient
+        comes back in float32."""
+        torch = pytest.importorskip("torch")
+        torch.manual_seed(0)
+        weights = torch.randn(3, 2)
+        x = torch.randn(4, 3)
+
+        def loss(v: Any) -> Any:
+            return (v @ weights).pow(2).sum()
+
+        g = vg.numerical_gradient(loss, x)
+        assert g.dtype == torch.float32
+        expected = 2 * (x @ weights) @ weights.T
+        np.testing.assert_allclose(g.numpy(), expected.numpy(), rtol=1e-2, atol=1e-2)
+
+    def test_numerical_gradient_jax(self, lib: Lib) -> None:
+        if lib.kind != "jax":
+            pytest.skip("JAX only")
+        import jax
+
+        x0 = point(6, seed=7)
+        x = lib.make(x0)
+
+        @jax.jit
+        def loss(w: Any) -> Any:
+            return (w.at[0].multiply(2.0) ** 2).sum()  # .at: JAX's own update syntax
+
+        g = vg.numerical_gradient(loss, x)
+        assert array_kind(g) == "jax"
+        assert g.devices() == x.devices()
+        assert str(g.dtype) == ("float64" if lib.float64 else "float32")
+        expected = 2 * x0
+        expected[0] = 8 * x0[0]
+        np.testing.assert_allclose(np.asarray(g), expected, rtol=1e-8 if lib.float64 else 2e-3)
+
+    def test_directional_derivative(self, lib: Lib) -> None:
+        x0 = point(6, seed=8)
+        d0 = np.random.default_rng(9).standard_normal(6)
+        kinds: set[str] = set()
+
+        if lib.kind == "torch":
+
+            def loss(w: Any) -> Any:
+                kinds.add(array_kind(w))
+                return w.pow(3).sum()
+
+        else:
+
+            def loss(w: Any) -> Any:
+                kinds.add(array_kind(w))
+                return (w.at[0].set(w[0]) ** 3).sum()
+
+        for d in (d0, lib.make(d0)):
+            dd = vg.directional_derivative(loss, lib.make(x0), d)
+            assert isinstance(dd, float)
+            np.testing.assert_allclose(dd, 3 * x0**2 @ d0, rtol=1e-8 if lib.float64 else 2e-3)
+        assert kinds == {lib.kind}
+        if lib.float64:
+            numpy = vg.directional_derivative(lambda w: float((w**3).sum()), x0, d0)
+            np.testing.assert_allclose(dd, numpy, rtol=1e-9)
+        assert vg.directional_derivative(loss, lib.make(x0), np.zeros(6)) == 0.0
+
+    def test_directional_derivative_float32_model(self) -> None:
+        torch = pytest.importorskip("torch")
+        torch.manual_seed(0)
+        weights = torch.randn(3, 2)
+        x = torch.randn(4, 3)
+        d = torch.randn(4, 3)
+        dtypes: list[Any] = []
+
+        def loss(v: Any) -> Any:
+            dtypes.append(v.dtype)
+            return (v @ weights).pow(2).sum()
+
+        dd = vg.directional_derivative(loss, x, d)
+        expected = float(((2 * (x @ weights) @ weights.T) * d).sum())
+        assert dtypes == [torch.float64, torch.float32, torch.float32]
+        np.testing.assert_allclose(dd, expected, rtol=1e-2)
+
+    def test_a_loss_error_is_not_retried(self) -> None:
+        """A loss that fails after answering raises as it is (no float32 retry)."""
+        torch = pytest.importorskip("torch")
+        calls: list[Any] = []
+
+        def loss(w: Any) -> Any:
+            calls.append(w.dtype)
+            if len(calls) == 3:
+                raise ValueError("bad point")
+            return w.pow(2).sum()
+
+        with pytest.raises(ValueError, match="bad point"):
+            vg.numerical_gradient(loss, torch.ones(3, dtype=torch.float32))
+        assert set(calls) == {torch.float64}

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ._arrays import loss_value, working_copy
+from ._backend import Workspace, array_kind, host_array, loss_caller
 from ._schemes import SCHEMES
 from ._typing import METHODS, ArrayLike, Epsilon, FloatArray, Method
 from .exceptions import InvalidArgumentError, InvalidTypeError
@@ -417,6 +418,8 @@ def coordinate_differences(
     method: str,
     f0: float | None = None,
     indices: Sequence[int] | None = None,
+    shifter: Any = None,
+    dtype: np.dtype[Any] | None = None,
 ) -> Estimate:
     """Estimate partial derivatives of ``f`` at ``x`` by finite differences.
 
@@ -424,7 +427,9 @@ def coordinate_differences(
     schemes need ``f0 = f(x)``. The divisor is the difference of the perturbed coordinates as
     stored in floating point, so the representation error of ``x_i + h`` does not enter the
     estimate. ``"richardson"`` combines central differences at ``h`` and ``2h`` into
-    ``(4 D(h) - D(2h)) / 3``, whose truncation error is O(h^4).
+    ``(4 D(h) - D(2h)) / 3``, whose truncation error is O(h^4). ``shifter``, if given, makes
+    the evaluations instead of ``f`` (an ``Evaluator``, whose points may be a framework's
+    arrays stored in ``dtype``).
     """
     if method not in _MULTIPLIERS:
         raise InvalidArgumentError(f"method={method!r} is not a coordinate-wise difference scheme")
@@ -434,8 +439,11 @@ def coordinate_differences(
     h_flat = steps.reshape(-1)
     idx = list(range(flat.size)) if indices is None else [int(i) for i in indices]
     sel = np.asarray(idx, dtype=np.intp)
-    _check_resolution(flat[sel], h_flat[sel], method)
-    vals, offs = shifted_values(f, x, idx, h_flat[sel].tolist(), _MULTIPLIERS[method])
+    _check_resolution(flat[sel], h_flat[sel], method, dtype)
+    if shifter is None:
+        vals, offs = shifted_values(f, x, idx, h_flat[sel].tolist(), _MULTIPLIERS[method])
+    else:
+        vals, offs = shifter.shifted(x, idx, h_flat[sel].tolist(), _MULTIPLIERS[method])
     out = np.full(flat.size, np.nan)
     used = np.full(flat.size, np.nan)
     f_plus = np.full(flat.size, np.nan)
@@ -490,20 +498,28 @@ def complex_step(f: Callable[[Any], complex], x: FloatArray, steps: FloatArray) 
     return Estimate(out.reshape(x.shape), steps.copy(), flat.size, "complex")
 
 
-def _check_resolution(flat: FloatArray, h: FloatArray, method: str) -> None:
-    """Refuse steps too small to move a coordinate at all (x + h == x in floating point)."""
+def _check_resolution(
+    flat: FloatArray, h: FloatArray, method: str, dtype: np.dtype[Any] | None = None
+) -> None:
+    """Refuse steps too small to move a coordinate at all (x + h == x in floating point, in
+    ``dtype``: float64 unless the points are stored in float32)."""
+    dt = np.dtype(np.float64) if dtype is None else np.dtype(dtype)
+
+    def stored(v: FloatArray) -> FloatArray:
+        return v if dt == np.float64 else v.astype(dt).astype(np.float64)
+
     with np.errstate(over="ignore", invalid="ignore"):
         if method in ("central", "richardson"):
-            dead = (flat + h) - (flat - h) == 0.0
+            dead = stored(flat + h) - stored(flat - h) == 0.0
         elif method == "forward":
-            dead = (flat + h) - flat == 0.0
+            dead = stored(flat + h) - flat == 0.0
         else:
-            dead = flat - (flat - h) == 0.0
+            dead = flat - stored(flat - h) == 0.0
     if dead.any():
         i = int(np.argmax(dead))
         raise InvalidArgumentError(
             f"epsilon={float(h[i]):g} is too small for the parameter value {float(flat[i])!r} at "
-            f"flat index {i}: x + epsilon == x in float64; use epsilon='auto', which scales the "
+            f"flat index {i}: x + epsilon == x in {dt}; use epsilon='auto', which scales the "
             "step to the parameter"
         )
 
@@ -544,20 +560,28 @@ def numerical_gradient(
     *,
     method: Method = "central",
     epsilon: Epsilon = "auto",
-) -> FloatArray:
+) -> Any:
     """The finite-difference gradient of a scalar function.
 
     Args:
-        f: called as ``f(x)`` with a float64 array shaped like ``x``; must return a real scalar.
-        x: the point; left unchanged (a private float64 copy is perturbed).
+        f: called as ``f(x)`` with arrays shaped like ``x``: float64 numpy arrays for a numpy
+            ``x`` (or array-like); for a torch tensor, JAX array or CuPy array ``x``, arrays of
+            that library on ``x``'s device, in float64 where the library allows it (JAX with
+            x64 enabled) and ``f`` accepts it, else in ``x``'s own floating dtype (a torch
+            model's float32 weights refuse float64 input: ``f`` is then called again in
+            float32). Torch's autograd is off while ``f`` runs. Must return a real scalar.
+        x: the point; left unchanged (a private copy is perturbed; a torch tensor's autograd
+            graph is not touched).
         method: ``"central"`` (``(f(x+h) - f(x-h)) / 2h``, error O(h^2), 2 evaluations per
             coordinate), ``"forward"`` or ``"backward"`` (error O(h), 1 evaluation per coordinate
             plus one at ``x``).
         epsilon: a fixed absolute step, or ``"auto"`` for a step scaled to each coordinate and
-            to float64's precision (see :func:`step_sizes`).
+            to the precision of the points (float64's, or float32's: see :func:`step_sizes`).
 
     Returns:
-        A float64 array shaped like ``x``.
+        The gradient shaped like ``x``: a float64 numpy array for a numpy ``x``; for a
+        framework ``x``, an array of the same library on the same device, in the dtype the
+        points were evaluated in (float64, or ``x``'s own floating dtype).
 
     Raises:
         InvalidArgumentError: an unknown method, a bad step, or ``f`` returned a non-scalar.
@@ -565,10 +589,61 @@ def numerical_gradient(
     """
     method = validate_method(method)
     epsilon = validate_epsilon(epsilon)
+    if array_kind(x) != "numpy":
+        return _framework_gradient(f, x, method, epsilon)
     work = working_copy(x, "x")
     g = scalar_function(f, "f")
     f0 = g(work) if method != "central" else None
     return coordinate_differences(g, work, step_sizes(work, epsilon, method), method, f0).values
+
+
+class _Answered:
+    """``f`` that remembers whether it has returned once: a loss that raises on its very first
+    float64 point is tried again in the parameter's own dtype."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.answered = False
+
+    def __call__(self, point: Any) -> Any:
+        y = self.fn(point)
+        self.answered = True
+        return y
+
+
+def _framework_gradient(f: Callable[..., Any], x: Any, method: Method, epsilon: Epsilon) -> Any:
+    """:func:`numerical_gradient` of a torch, JAX or CuPy ``x``: the check's own evaluator,
+    on a workspace in ``x``'s library and on its device."""
+    from ._evaluate import Evaluator  # it imports this module
+
+    ws = Workspace.of(x, "x", dtype="auto")
+    loss = _Answered(f)
+    with ws.evaluating():
+        ev = Evaluator(loss, "f", point_nbytes=8 * max(1, ws.base.size), workspace=ws)
+        while True:
+            space = ev.workspace
+            assert space is not None
+            if space.shared and space.dtype == np.float64:
+                work = space.host  # torch CPU: the very memory the loss's tensor shares
+            else:
+                work = np.array(space.base, dtype=np.float64, order="C", copy=True)
+            eps = float(np.finfo(space.dtype).eps)
+            try:
+                f0 = ev.at(work) if method != "central" else None
+                est = coordinate_differences(
+                    ev.at,
+                    work,
+                    step_sizes(work, epsilon, method, eps),
+                    method,
+                    f0,
+                    shifter=ev,
+                    dtype=space.dtype,
+                )
+            except Exception:
+                if loss.answered or not ev.use_native_dtype():
+                    raise
+                continue
+            return space.to_device(est.values)
 
 
 def directional_derivative(
@@ -583,18 +658,26 @@ def directional_derivative(
     It approximates ``d . grad f(x)`` with two evaluations whatever the size of ``x``.
 
     Args:
-        f: called as ``f(x)`` with float64 arrays shaped like ``x``; must return a real scalar.
+        f: called as ``f(x)`` with arrays shaped like ``x``: float64 numpy arrays for a numpy
+            ``x``; for a torch tensor, JAX array or CuPy array ``x``, arrays of that library on
+            ``x``'s device, built there, in float64 where the library allows it and ``f``
+            accepts it, else in ``x``'s own floating dtype (torch's autograd off). Must return
+            a real scalar.
         x: the point; left unchanged.
-        d: the direction, shaped like ``x``; it is not normalised.
+        d: the direction, shaped like ``x`` (an array of any of these libraries); it is not
+            normalised.
         epsilon: a fixed step ``h`` or ``"auto"``, which moves the coordinate that changes most
-            by ``eps**(1/3) * max(max|x|, 1)``.
+            by ``eps**(1/3) * max(max|x|, 1)``, ``eps`` the precision of the points (float64's,
+            or float32's).
 
     Returns:
         The derivative as a float; 0.0 for a zero direction (no evaluation is made).
     """
     epsilon = validate_epsilon(epsilon)
-    work = working_copy(x, "x")
-    direction = working_copy(d, "d")
+    framework = array_kind(x) != "numpy"
+    ws = Workspace.of(x, "x", dtype="auto") if framework else None
+    work = working_copy(x, "x") if ws is None else np.asarray(ws.base, dtype=np.float64)
+    direction = working_copy(host_array(d), "d")
     if direction.shape != work.shape:
         raise InvalidArgumentError(
             f"d has shape {direction.shape} but x has shape {work.shape}; they must match"
@@ -604,19 +687,50 @@ def directional_derivative(
     d_max = float(np.max(np.abs(direction))) if direction.size else 0.0
     if d_max == 0.0:
         return 0.0
+    if ws is None:
+        h, unit, length = _along_step(work, direction, d_max, epsilon, _EPS)
+        plus, minus = work + h * unit, work - h * unit
+        _check_moved(plus, minus, h)
+        g = scalar_function(f, "f")
+        fp = g(plus)
+        fm = g(minus)
+        return float((fp - fm) / (2.0 * h)) * length
+    loss = _Answered(f)
+    with ws.evaluating():
+        while True:
+            dtype = ws.dtype
+            h, unit, length = _along_step(
+                work, direction, d_max, epsilon, float(np.finfo(dtype).eps)
+            )
+            _check_moved((work + h * unit).astype(dtype), (work - h * unit).astype(dtype), h)
+            call = loss_caller(loss, ws.info.kind, "f")
+            u = ws.direction(unit)
+            try:
+                fp = call(ws.along(u, h))
+            except Exception:
+                if loss.answered or ws.dtype != np.float64 or ws.native_dtype == np.float64:
+                    raise
+                ws = ws.native()
+                continue
+            fm = call(ws.along(u, -h))
+            return float((fp - fm) / (2.0 * h)) * length
+
+
+def _along_step(
+    work: FloatArray, direction: FloatArray, d_max: float, epsilon: Epsilon, eps: float
+) -> tuple[float, FloatArray, float]:
+    """``(h, unit, length)``: the step along ``unit`` and the factor that scales the derivative
+    along ``unit`` back to one along ``direction``."""
     if epsilon == "auto":
         # Step along d / max|d| and scale back: h / max|d| would overflow for a tiny d.
         x_max = float(np.max(np.abs(work))) if work.size else 0.0
-        h, unit, length = CENTRAL_STEP * max(x_max, 1.0), direction / d_max, d_max
-    else:
-        h, unit, length = float(epsilon), direction, 1.0
-    plus, minus = work + h * unit, work - h * unit
+        return eps ** (1.0 / 3.0) * max(x_max, 1.0), direction / d_max, d_max
+    return float(epsilon), direction, 1.0
+
+
+def _check_moved(plus: Any, minus: Any, h: float) -> None:
     if np.array_equal(plus, minus):
         raise InvalidArgumentError(
-            f"epsilon={h:g} is too small to move x along d: x + epsilon * d == x in float64; "
-            "use epsilon='auto', which scales the step to the parameter"
+            f"epsilon={h:g} is too small to move x along d: x + epsilon * d == x in "
+            f"{np.asarray(plus).dtype}; use epsilon='auto', which scales the step to the parameter"
         )
-    g = scalar_function(f, "f")
-    fp = g(plus)
-    fm = g(minus)
-    return float((fp - fm) / (2.0 * h)) * length
