@@ -19,9 +19,9 @@ __all__ = ["CACHE_MAX", "CHUNK", "Direction", "point"]
 
 #: Coordinates per chunk: 256 KiB of float64, a piece that stays in cache while it is built.
 CHUNK = 1 << 15
-#: Up to this many coordinates a direction keeps its float64 values once built (1 MiB): for
+#: Up to this many coordinates a direction keeps its float64 values once built (512 KiB): for
 #: small parameters the passes that build each point from the signs cost more than the memory.
-CACHE_MAX = 1 << 17
+CACHE_MAX = 1 << 16
 
 #: How far coordinate ``i`` moves per unit of ``t``: ``"step"``, ``max(|x_i|, 1)`` (as the
 #: difference steps); ``"inside"``, ``|x_i|`` (1 where ``x_i`` is 0), which keeps a positive
@@ -82,14 +82,21 @@ class Direction:
         self.signs, self.rule, self.values, self.lo, self.hi = state
         self._cache = None
 
-    def _chunk(self, x: FloatArray, a: int, b: int) -> FloatArray:
-        """``u[a:b]`` for the flat point ``x``."""
-        size = np.abs(x[a:b])
+    def _chunk(self, x: FloatArray, a: int, b: int, buf: FloatArray | None = None) -> FloatArray:
+        """``u[a:b]`` for the flat point ``x``, written into ``buf`` (at least ``b - a`` long)
+        when given: one buffer reused for every chunk of a pass."""
+        size = np.abs(x[a:b], out=None if buf is None else buf[: b - a])
         if self.rule == "step":
             np.maximum(size, 1.0, out=size)
         elif self.rule == "capped":
-            capped = np.minimum(np.maximum(size, 1.0), 100.0 * size)
-            size = np.where(size != 0.0, capped, 1.0)
+            # In place: on a parameter of a few chunks, each temporary is a third of the
+            # parameter's bytes at the check's peak.
+            zero = size == 0.0
+            cap = np.multiply(size, 100.0)
+            np.maximum(size, 1.0, out=size)
+            np.minimum(size, cap, out=size)
+            del cap
+            size[zero] = 1.0
         else:
             size[size == 0.0] = 1.0
         if self.values is not None:
@@ -98,6 +105,9 @@ class Direction:
             assert self.signs is not None
             size *= self.signs[a:b]  # int8 +-1: a masked negation is seven times slower
         return size
+
+    def _buffer(self) -> FloatArray:
+        return np.empty(min(CHUNK, self.hi - self.lo), dtype=np.float64)
 
     def point(self, work: FloatArray, t: float) -> FloatArray:
         """A new array ``work + t * u``, shaped like ``work``."""
@@ -113,9 +123,10 @@ class Direction:
         flat = out.reshape(-1)
         flat[: self.lo] = x[: self.lo]
         flat[self.hi :] = x[self.hi :]
+        buf = self._buffer()
         for a in range(self.lo, self.hi, CHUNK):
             b = min(a + CHUNK, self.hi)
-            u = self._chunk(x, a, b)
+            u = self._chunk(x, a, b, buf)
             u *= t
             np.add(x[a:b], u, out=flat[a:b])
         return out
@@ -124,10 +135,11 @@ class Direction:
         """``g . u`` (``g`` flat); inf, without a warning, for a gradient near 1e308."""
         x = work.reshape(-1)
         total = 0.0
+        buf = self._buffer()
         with np.errstate(over="ignore", invalid="ignore"):
             for a in range(self.lo, self.hi, CHUNK):
                 b = min(a + CHUNK, self.hi)
-                total += float(g[a:b] @ self._chunk(x, a, b))
+                total += float(g[a:b] @ self._chunk(x, a, b, buf))
         return total
 
     def array(self, work: FloatArray) -> FloatArray:

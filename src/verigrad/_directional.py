@@ -115,8 +115,19 @@ def directional_check(
         return out
     level = NOISE_BOUND * noise.level
     t0 = noise.step_eps**0.2
-    # (direction, discrepancy, its error bar, discrepancy in error bars, the step to bisect at)
+    # (direction, discrepancy, its error bar, discrepancy in error bars, the step to bisect at):
+    # the two most telling of the disagreeing directions (the only ones bisected; a million
+    # signs each), and how many disagreed.
     directions: list[tuple[Direction, float, float, float, float]] = []
+    disagreeing = 0
+
+    def keep(d: tuple[Direction, float, float, float, float]) -> None:
+        nonlocal disagreeing
+        disagreeing += 1
+        directions.append(d)
+        directions.sort(key=lambda d: -d[3])
+        del directions[2:]
+
     for _ in range(k):
         signs = Direction.random(rng, n, "step", gaussian)
         found = None
@@ -147,7 +158,7 @@ def directional_check(
         if not gap > margin * err:
             # Alone, a few error bars prove nothing; in most directions at once, they do.
             out.labels.append("weak")
-            directions.append((u, r1 - ana, err, gap / err, t0))
+            keep((u, r1 - ana, err, gap / err, t0))
             continue
         label, best, best_err, step = _second_look(ev, work, u, f0, t, ana, level, margin, r1, err)
         out.labels.append(label)
@@ -156,11 +167,12 @@ def directional_check(
             # for the direction.
             out.numerical[-1], out.errors[-1] = best, best_err
         if label == "bad":
-            directions.append((u, best - ana, best_err, np.inf, t0 if step >= t else step / 4.0))
-    if len(directions) >= max(2, (k + 1) // 2):
+            keep((u, best - ana, best_err, np.inf, t0 if step >= t else step / 4.0))
+        del u, signs, found
+    if disagreeing >= max(2, (k + 1) // 2):
         # Localize from the most telling directions: the coordinates found are then checked
         # one by one, with their own error bars.
-        for u, gap, err, _, at in sorted(directions, key=lambda d: -d[3])[:2]:
+        for u, gap, err, _, at in directions:
             if len(out.localized) >= max_localized:
                 break
             found_at = _bisect(

@@ -244,18 +244,21 @@ class Tree:
     def leaf_errors(
         self, numerical: FloatArray, analytical: FloatArray, checked: np.ndarray | None
     ) -> tuple[tuple[str, float], ...]:
-        """Each leaf's relative error over its coordinates that were estimated."""
-        mask = np.ones(self.size, dtype=bool)
-        if checked is not None:
-            mask[:] = False
-            mask[checked] = True
+        """Each leaf's relative error over its coordinates that were estimated. ``numerical``
+        holds the estimates of the flat indices ``checked`` (sorted), or of every coordinate
+        when ``checked`` is None."""
         out = []
+        flat = analytical.reshape(-1)
         for leaf in self.leaves:
-            sl = slice(leaf.offset, leaf.offset + leaf.size)
-            m = mask[sl]
-            if leaf.size and not m.any():
-                continue
-            out.append((leaf.path, relative_error(numerical[sl][m], analytical[sl][m])))
+            start, stop = leaf.offset, leaf.offset + leaf.size
+            if checked is None:
+                num, ana = numerical.reshape(-1)[start:stop], flat[start:stop]
+            else:
+                lo, hi = np.searchsorted(checked, (start, stop))
+                if leaf.size and lo == hi:
+                    continue
+                num, ana = numerical[lo:hi], flat[checked[lo:hi]]
+            out.append((leaf.path, relative_error(num, ana)))
         return tuple(out)
 
 

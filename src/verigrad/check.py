@@ -589,19 +589,14 @@ class _Record:
         c = self.coords
         checked = self.checked
 
-        def whole(part: FloatArray) -> FloatArray:
-            # The coordinate stages' numbers over the whole parameter (NaN where not checked).
-            if checked is None:
-                return part.reshape(shape).copy()
-            out = np.full(shape, np.nan)
-            out.reshape(-1)[checked] = part
-            return out
-
-        numerical = np.full(shape, np.nan) if c is None else whole(c.values)
+        # The coordinate stages' numbers as they are: over every coordinate, or over the
+        # checked ones of a partial check (the result builds whole arrays on request).
+        nan = np.broadcast_to(np.float64(np.nan), shape if checked is None else checked.shape)
+        numerical = nan if c is None else c.values.reshape(nan.shape).copy()
         errors = None
         if c is not None:
-            errors = whole(c.errors + (0.0 if c.allowance is None else c.allowance))
-        steps = np.full(shape, np.nan) if c is None else whole(c.steps)
+            errors = (c.errors + (0.0 if c.allowance is None else c.allowance)).reshape(nan.shape)
+        steps = nan if c is None else c.steps.reshape(nan.shape).copy()
         j = _judge_subset(numerical, grad, self.threshold, checked)
         if where:
             # The numerical gradient was never computed: do not blame "the loss near x" for it.
@@ -626,13 +621,13 @@ class _Record:
             verdict=verdict,  # type: ignore[arg-type]
             relative_error=relative,
             threshold=self.threshold,
-            numerical=numerical,
+            _numerical=numerical,
             analytical=grad,
             max_abs_error=j.max_abs_error,
             worst=j.worst,
             method=self.method,  # type: ignore[arg-type]
             epsilon=self.config.epsilon,
-            steps=steps,
+            _steps=steps,
             n_evals=n_evals,
             duration_s=time.perf_counter() - self.start,
             shape=shape,
@@ -642,7 +637,7 @@ class _Record:
             loss_value=f0,
             function=self.function,
             call_index=self.call_index,
-            errors=errors,
+            _errors=errors,
             precision=noise.precision if noise is not None else "float64",
             kinks=where_is(kinks),
             mismatched=where_is(bad),
@@ -671,18 +666,24 @@ def _with_tree(result: CheckResult, tree: Tree) -> CheckResult:
         result,
         tree=tree,
         dtype=dtypes[0] if len(dtypes) == 1 else "mixed (" + ", ".join(dtypes) + ")",
-        leaf_errors=tree.leaf_errors(result.numerical, result.analytical, result.checked_indices),
+        leaf_errors=tree.leaf_errors(
+            result._numerical,  # compact for a partial check: see leaf_errors
+            result.analytical,
+            result.checked_indices,
+        ),
     )
 
 
 def _judge_subset(
     numerical: FloatArray, grad: FloatArray, threshold: float, checked: np.ndarray | None
 ) -> Judgement:
-    """:func:`judge` over the coordinates that were estimated, with indices into the whole."""
+    """:func:`judge` over the coordinates that were estimated, with indices into the whole:
+    ``numerical`` holds the estimates of ``checked`` (flat indices), or of every coordinate
+    when ``checked`` is None."""
     if checked is None:
         return judge(numerical, grad, threshold)
-    j = judge(numerical.reshape(-1)[checked], grad.reshape(-1)[checked], threshold)
-    shape = numerical.shape
+    j = judge(numerical, grad.reshape(-1)[checked], threshold)
+    shape = grad.shape
     worst = tuple(
         Coordinate(
             tuple(int(c) for c in np.unravel_index(int(checked[w.index[0]]), shape)),

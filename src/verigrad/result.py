@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,13 +31,16 @@ class CheckResult:
             (the loss is too noisy at this point to judge).
         relative_error: ``||n - a|| / (||n|| + ||a||)``; ``inf`` for ``"nonfinite"``.
         threshold: the ``rtol`` the relative error was compared with.
-        numerical: the finite-difference gradient (float64, shaped like the parameter).
+        numerical: the finite-difference gradient (float64, shaped like the parameter; NaN
+            where a partial check estimated nothing). A partial check keeps only the estimated
+            coordinates and builds this array on first access.
         analytical: the gradient under test (float64 copy, shaped like the parameter).
         max_abs_error: the largest ``|analytical_i - numerical_i|``.
         worst: the coordinates with the largest discrepancy, largest first.
         method: the difference scheme used.
         epsilon: the step setting asked for (a number, or ``"auto"``).
-        steps: the step taken along each coordinate.
+        steps: the step taken along each coordinate (NaN where none was; built on first
+            access for a partial check, as ``numerical`` is).
         n_evals: loss evaluations spent, including the one at the point itself.
         duration_s: wall time of the check in seconds.
         shape: the parameter's shape.
@@ -50,7 +54,8 @@ class CheckResult:
             ``"kink"`` when kinks fail); ``"inconclusive"`` and ``"nondeterministic"`` are
             neither passed nor failed.
         errors: the estimated absolute error of each numerical derivative (rounding, plus the
-            truncation measured between two step sizes where a second opinion was taken).
+            truncation measured between two step sizes where a second opinion was taken; built
+            on first access for a partial check, as ``numerical`` is).
         precision: the loss's precision as measured from the scatter of its values:
             ``"float64"``; ``"float32"`` (steps and threshold then follow float32's precision;
             a float32 term anywhere in the loss makes it so); or ``"noisy"`` (the values
@@ -93,13 +98,16 @@ class CheckResult:
     verdict: Verdict
     relative_error: float
     threshold: float
-    numerical: FloatArray
+    # The numerical gradient, its steps and its error bars: over every coordinate, or, when
+    # ``checked_indices`` is set, over those coordinates only (a million-coordinate check
+    # that estimated 40 keeps 40 numbers; the properties build the whole arrays on request).
+    _numerical: FloatArray
     analytical: FloatArray
     max_abs_error: float
     worst: tuple[Coordinate, ...]
     method: Method
     epsilon: Epsilon
-    steps: FloatArray
+    _steps: FloatArray
     n_evals: int
     duration_s: float
     shape: tuple[int, ...]
@@ -110,7 +118,7 @@ class CheckResult:
     function: str | None = None
     call_index: int | None = None
     failed: bool | None = None
-    errors: FloatArray | None = None
+    _errors: FloatArray | None = None
     precision: str = "float64"
     kinks: tuple[tuple[int, ...], ...] = ()
     mismatched: tuple[tuple[int, ...], ...] = ()
@@ -132,9 +140,68 @@ class CheckResult:
     def __post_init__(self) -> None:
         if self.failed is None:
             object.__setattr__(self, "failed", self.verdict in FAILURES)
-        for arr in (self.numerical, self.analytical, self.steps, self.errors, self.checked_indices):
-            if arr is not None:
+        for arr in (
+            self._numerical,
+            self.analytical,
+            self._steps,
+            self._errors,
+            self.checked_indices,
+        ):
+            if arr is not None and arr.flags.writeable:
                 arr.setflags(write=False)
+
+    @functools.cached_property
+    def numerical(self) -> FloatArray:
+        """The finite-difference gradient, shaped like the parameter (see the class)."""
+        return self._whole(self._numerical)
+
+    @functools.cached_property
+    def steps(self) -> FloatArray:
+        """The step taken along each coordinate, shaped like the parameter."""
+        return self._whole(self._steps)
+
+    @functools.cached_property
+    def errors(self) -> FloatArray | None:
+        """The estimated error of each numerical derivative, shaped like the parameter."""
+        return None if self._errors is None else self._whole(self._errors)
+
+    @property
+    def _compact(self) -> bool:
+        return self.checked_indices is not None and self.arrays
+
+    def _whole(self, part: FloatArray) -> FloatArray:
+        if not self._compact:
+            return part
+        out = np.full(self.shape, np.nan)
+        out.reshape(-1)[self.checked_indices] = part
+        out.setflags(write=False)
+        return out
+
+    def _estimated(self, start: int, stop: int) -> tuple[FloatArray, FloatArray]:
+        """``(numerical, analytical)`` at the estimated coordinates among flat indices
+        ``start:stop``, read from the compact arrays (nothing parameter-sized is built)."""
+        ana = self.analytical.reshape(-1)
+        if self._compact:
+            assert self.checked_indices is not None
+            lo, hi = np.searchsorted(self.checked_indices, (start, stop))
+            num = self._numerical[lo:hi]
+            ana = ana[self.checked_indices[lo:hi]]
+        else:
+            num, ana = self._numerical.reshape(-1)[start:stop], ana[start:stop]
+        seen = np.isfinite(num)
+        return num[seen], ana[seen]
+
+    def _error_at(self, index: tuple[int, ...]) -> float:
+        """The error bar of one coordinate (NaN where it was not estimated)."""
+        assert self._errors is not None
+        if not self._compact:
+            return float(self._errors[index])
+        assert self.checked_indices is not None
+        flat = int(np.ravel_multi_index(index, self.shape)) if len(self.shape) else 0
+        k = int(np.searchsorted(self.checked_indices, flat))
+        if k < self.checked_indices.size and self.checked_indices[k] == flat:
+            return float(self._errors[k])
+        return math.nan
 
     def __repr__(self) -> str:
         return (
@@ -157,10 +224,10 @@ class CheckResult:
         nan = np.broadcast_to(np.float64(np.nan), self.shape)
         return dataclasses.replace(
             self,
-            numerical=nan,
+            _numerical=nan,
             analytical=nan,
-            errors=None if self.errors is None else nan,
-            steps=nan,
+            _errors=None if self._errors is None else nan,
+            _steps=nan,
             arrays=False,
             _text=(self.summary(), self.hint()),
         )
@@ -245,11 +312,10 @@ class CheckResult:
         return "\n".join(lines)
 
     def _step_text(self) -> str:
-        if self.steps.size == 0:
+        steps = self._steps  # the compact ones of a partial check have the same range
+        if steps.size == 0 or not np.isfinite(steps).any():
             return f"step {self.epsilon}"
-        if not np.isfinite(self.steps).any():
-            return f"step {self.epsilon}"
-        lo, hi = float(np.nanmin(self.steps)), float(np.nanmax(self.steps))
+        lo, hi = float(np.nanmin(steps)), float(np.nanmax(steps))
         span = f"{lo:.3g}" if math.isclose(lo, hi, rel_tol=1e-3) else f"{lo:.3g} .. {hi:.3g}"
         return f"step {span} (auto)" if self.epsilon == "auto" else f"step {span}"
 
@@ -265,7 +331,7 @@ class CheckResult:
 
     def _table(self) -> list[str]:
         head = ["index", "analytical", "numerical", "difference", "ratio"]
-        if self.errors is not None:
+        if self._errors is not None:
             head.insert(4, "est. error")
         rows = [tuple(head)]
         for c in self.worst:
@@ -281,8 +347,8 @@ class CheckResult:
                 f"{c.difference:.3e}",
                 "-" if math.isnan(ratio) else f"{ratio:.4g}",
             ]
-            if self.errors is not None:
-                row.insert(4, f"{float(self.errors[c.index]):.1e}")
+            if self._errors is not None:
+                row.insert(4, f"{self._error_at(c.index):.1e}")
             rows.append(tuple(row))
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
         return [
@@ -310,7 +376,9 @@ class CheckResult:
             return (
                 "the analytical gradient is all zeros: a missing term or a gradient never filled in"
             )
-        fit = scale_factor(self.numerical, self.analytical)
+        # A scale fits "every coordinate" only when every coordinate was estimated.
+        num, ana = self._estimated(0, self.size)
+        fit = scale_factor(num, ana) if num.size == self.size else None
         if fit is not None:
             c, residual = fit
             if residual <= self.threshold:
@@ -338,13 +406,11 @@ class CheckResult:
         for leaf in self.tree.leaves:
             if leaf.path not in wrong:
                 continue
-            sl = slice(leaf.offset, leaf.offset + leaf.size)
-            num, ana = self.numerical[sl], self.analytical[sl]
-            seen = np.isfinite(num)
-            fit = scale_factor(num[seen], ana[seen]) if seen.any() and np.any(ana[seen]) else None
+            num, ana = self._estimated(leaf.offset, leaf.offset + leaf.size)
+            fit = scale_factor(num, ana) if num.size and np.any(ana) else None
             if fit is not None and fit[1] <= self.threshold:
                 guesses.append(f"{leaf.path}: {_scale_hint(fit[0])}")
-            elif not np.any(ana):
+            elif not np.any(self.analytical.reshape(-1)[leaf.offset : leaf.offset + leaf.size]):
                 guesses.append(f"{leaf.path}: all zeros, a gradient never filled in?")
         if guesses:
             return "; ".join(guesses)
