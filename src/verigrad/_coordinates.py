@@ -275,8 +275,9 @@ def examine(
     explains, else ``"rounding"``); ``"noisy"`` when no two estimates agreed.
     """
     flat = work.reshape(-1)
+    looked: dict[int, tuple[float, float]] = {}
     if kinky.size:
-        _narrow(ev, work, f0, c, analytical, noise, threshold, kinky)
+        looked = _narrow(ev, work, f0, c, analytical, noise, threshold, kinky)
     settled = ("domain", "kink", "kink-bad")
     todo = np.asarray(
         [i for i in candidates if c.labels.get(int(i)) not in settled and i not in c.narrowed],
@@ -293,6 +294,12 @@ def examine(
         int(i): [(float(c.values[i]), float(c.errors[i] if int(i) in c.labels else r))]
         for i, r in zip(todo, rnd0, strict=True)
     }
+    # So does the narrow stencil's estimate, where it just looked (a stationary point makes every
+    # coordinate a kink suspect): a sharper table it agrees with need not wait for another.
+    for i in pool:
+        if i in looked:
+            pool[i].append(looked[i])
+    given = {i: len(p) for i, p in pool.items()}
     chosen: dict[int, tuple[float, float]] = {}
     x = np.abs(flat)
     base = np.maximum(x, 1.0)
@@ -314,7 +321,7 @@ def examine(
         c.steps / 192.0,
     ]
     left = todo
-    for rung in ladder:
+    for step, rung in enumerate(ladder):
         if left.size == 0:
             break
         h = rung[left]
@@ -338,9 +345,12 @@ def examine(
                 if np.isfinite(values[k]) and np.isfinite(errors[k]):
                     pool[i].append((float(values[k]), float(errors[k])))
         still = []
-        floor = 4.0 * _rounding(scheme("table"), noise, wide * base[left])
+        # A bar within 4x of the rounding of the widest table still to come cannot be sharpened.
+        later = np.stack([r[left] for r in ladder[step + 1 :]] or [np.full(left.size, np.nan)])
+        later = np.where(np.isfinite(later) & (later > 0.0), later, 0.0).max(axis=0)
+        floor = 4.0 * _rounding(scheme("table"), noise, np.minimum(wide * base[left], later))
         for k, i in enumerate(left.tolist()):
-            best = _corroborated(pool[i])
+            best = _corroborated(pool[i], given[i])
             if best is not None:
                 chosen[i] = best
                 gap = abs(a[i] - best[0])
@@ -408,13 +418,13 @@ def _one_sided_table(
     return d1, err
 
 
-def _corroborated(pool: list[tuple[float, float]]) -> tuple[float, float] | None:
+def _corroborated(pool: list[tuple[float, float]], given: int = 1) -> tuple[float, float] | None:
     """The sharpest estimate that another one agrees with, within both error bars; its error
     bar is widened to the distance between the two (a loose estimate corroborates loosely)."""
     best: tuple[float, float] | None = None
     for k, (v, e) in enumerate(pool):
-        if k == 0:
-            continue  # the first estimate corroborates, it is not the one kept
+        if k < given:
+            continue  # the estimates it started with corroborate, they are not the ones kept
         for j, (w, f) in enumerate(pool):
             bar = max(e, abs(v - w))
             if j != k and abs(v - w) <= 2.0 * (e + f) and (best is None or bar < best[1]):
@@ -431,8 +441,12 @@ def _narrow(
     noise: Noise,
     threshold: float,
     where: np.ndarray,
-) -> None:
-    """Stencils eight and sixty-four times narrower for suspected kinks (see ``refine``)."""
+) -> dict[int, tuple[float, float]]:
+    """Stencils eight and sixty-four times narrower for suspected kinks (see ``refine``).
+
+    Returns, per coordinate labelled ``"ok"``, the narrowest estimate and its error bar: its
+    rounding, or the change from the wider stencil if that is larger.
+    """
     h = c.steps[where]
     wide = (c.f_plus[where], c.f_minus[where], h, -h)
     a = analytical.reshape(-1)[where]
@@ -449,6 +463,8 @@ def _narrow(
         d2 = (narrow[0] - narrow[1]) / (narrow[2] - narrow[3])
     labels = np.array(verdicts.labels)
     values, errors = verdicts.values, verdicts.errors
+    # The narrowest central estimate, the one before it, and its rounding.
+    last, before, last_rnd = d2.copy(), c.values[where].copy(), level / np.abs(narrow[2])
     redo = np.flatnonzero((labels == "noisy") | (labels == "kink-bad"))
     if redo.size:
         # Curvature on a scale below the step: narrow once more while undecided. A gradient
@@ -466,7 +482,12 @@ def _narrow(
         )
         labels[redo] = again.labels
         values[redo], errors[redo] = again.values, again.errors
+        before[redo] = last[redo]
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            last[redo] = (vals2[:, 0] - vals2[:, 1]) / (offs2[:, 0] - offs2[:, 1])
+            last_rnd[redo] = level[redo] / np.abs(offs2[:, 0])
     wide_values = c.values[where].copy()
+    looked: dict[int, tuple[float, float]] = {}
     for k, i in enumerate(where.tolist()):
         c.labels[i] = str(labels[k])
         if labels[k] in ("kink", "kink-bad", "ok", "bad") and np.isfinite(values[k]):
@@ -478,3 +499,7 @@ def _narrow(
             # kink lies between them. Wider second looks would only straddle it again.
             c.values[i] = d2[k]
             c.narrowed.add(i)
+        bar = max(last_rnd[k], abs(before[k] - last[k]))
+        if labels[k] == "ok" and np.isfinite(last[k]) and np.isfinite(bar):
+            looked[i] = (float(last[k]), float(bar))
+    return looked
