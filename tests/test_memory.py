@@ -81,3 +81,39 @@ def test_a_bug_is_found_within_the_same_bound() -> None:
     assert result.verdict == "mismatch", result.summary()
     assert (N // 3,) in result.mismatched
     assert peak <= 3.0
+
+
+class TestFrameworkGradientsAreRead:
+    """A large framework gradient is read where it lies, as a large numpy one is: the result
+    holds a read-only view of it, not a copy (torch CPU and JAX CPU share their memory)."""
+
+    def test_torch(self) -> None:
+        torch = pytest.importorskip("torch")
+        n = 100_000
+        x = torch.tensor(np.random.default_rng(0).normal(size=n))
+        g = 2.0 * x
+        result = vg.check_gradient(lambda v: (v * v).sum(), x, g, seed=0)
+        assert result.passed, result.summary()
+        assert np.shares_memory(result.analytical, g.numpy())
+        assert not result.analytical.flags.writeable
+        g.add_(1.0)  # the caller's tensor stays theirs: writable, and the check left it alone
+        np.testing.assert_array_equal(g.numpy(), 2.0 * x.numpy() + 1.0)
+
+    def test_jax(self) -> None:
+        jax = pytest.importorskip("jax")
+        n = 100_000
+        with jax.enable_x64(True):
+            x = jax.numpy.asarray(np.random.default_rng(0).normal(size=n))
+            g = 2.0 * x
+            result = vg.check_gradient(lambda v: (v * v).sum(), x, g, seed=0)
+        assert result.passed, result.summary()
+        assert np.shares_memory(result.analytical, np.asarray(g))
+
+    def test_a_small_gradient_is_still_copied(self) -> None:
+        torch = pytest.importorskip("torch")
+        x = torch.tensor(np.random.default_rng(0).normal(size=50))
+        g = 2.0 * x
+        result = vg.check_gradient(lambda v: (v * v).sum(), x, g, seed=0)
+        assert not np.shares_memory(result.analytical, g.numpy())
+        g.mul_(3.0)
+        assert result.analytical[0] == 2.0 * float(x[0])

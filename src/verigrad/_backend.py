@@ -202,6 +202,28 @@ def host_array(value: Any) -> Any:
     return np.array(value, copy=True)
 
 
+def host_view(value: Any) -> Any:
+    """A read-only host numpy view of a torch CPU tensor or JAX CPU array that shares its
+    memory where the library allows it, else :func:`host_array`'s copy: for reading a large
+    gradient without a copy of it (a numpy gradient is read the same way)."""
+    kind = array_kind(value)
+    if kind == "torch":
+        t = value.detach()
+        if t.device.type == "cpu" and not (t.is_conj() or t.is_neg()) and t.dtype.is_floating_point:
+            try:
+                view = t.numpy()
+            except (RuntimeError, TypeError):  # bfloat16 and the like: no numpy dtype
+                return host_array(value)
+            view = view.view()
+            view.setflags(write=False)
+            return view
+    elif kind == "jax":
+        _refuse_tracer(value, "the value")
+        if all(d.platform == "cpu" for d in value.devices()):
+            return np.asarray(value)  # immutable: a view can never change under the check
+    return host_array(value)
+
+
 def float64_available(info: ArrayInfo) -> bool:
     """Whether the library can compute in float64 for this array (JAX only with x64 enabled;
     Apple's MPS devices never)."""
@@ -588,8 +610,17 @@ class Workspace:
             self._dev_flat[i] = float(self._base_flat[i])
 
     def direction(self, u: Any) -> Any:
-        """A host direction moved to the device once, for :meth:`along`."""
-        return self.to_device(np.asarray(u).reshape(self.info.shape))
+        """A host direction moved to the device once, for :meth:`along`. ``u`` is the
+        caller's to give away: a torch CPU tensor or JAX CPU array may share its memory."""
+        host = np.asarray(u, dtype=self.dtype).reshape(self.info.shape)
+        kind = self.info.kind
+        if kind == "torch":
+            return _lib("torch").as_tensor(host, device=self.info.device)
+        if kind == "jax" and not (
+            self.dtype == np.float64 and not _lib("jax").config.jax_enable_x64
+        ):
+            return _lib("jax").device_put(host, self.info.device)
+        return self.to_device(host)
 
     def along(self, direction: Any, t: float) -> Any:
         """A new array ``base + t * direction``, built on the device; ``direction`` comes from
@@ -603,7 +634,7 @@ class Workspace:
             torch = _lib("torch")
 
             with torch.no_grad():
-                return self.point + t * direction
+                return torch.add(self.point, direction, alpha=t)  # no t * direction temporary
         return self.point + t * direction
 
     def copy(self, point: Any) -> Any:

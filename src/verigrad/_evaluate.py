@@ -33,6 +33,10 @@ from .estimators import (
 
 __all__ = ["Evaluator", "Shifter", "Subspace"]
 
+#: Up to this size a framework parameter's evaluator keeps its last four directions on the
+#: device; beyond it only the one in use (each is as large as the parameter).
+DIRECTIONS_KEPT_BYTES = 1 << 20
+
 
 def _moved(work: FloatArray, i: int, offset: float) -> FloatArray:
     point = work.copy()
@@ -421,10 +425,15 @@ class Evaluator:
             return hit[1]
         ws = self.workspace
         assert ws is not None
+        # The few directions in use (signs, halves) are kept; for a large parameter only the
+        # one in use, each being as large as the parameter (a direction's evaluations come
+        # together: a Richardson table, then the next direction).
+        keep = 4 if work.nbytes <= DIRECTIONS_KEPT_BYTES else 1
+        while len(self._directions) >= keep:  # freed before the next one is built
+            self._directions.pop(next(iter(self._directions)))
         host = u.array(work) if isinstance(u, Direction) else u
         moved = ws.direction(host)
-        if len(self._directions) >= 4:  # the few directions in use: signs, halves
-            self._directions.pop(next(iter(self._directions)))
+        del host
         self._directions[id(u)] = (u, moved)
         return moved
 

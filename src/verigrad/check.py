@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ._arrays import _real_array, gradient_array, working_copy
-from ._backend import Workspace, array_kind, host_array, inspect_array
+from ._backend import Workspace, array_kind, host_array, host_view, inspect_array
 from ._coordinates import (
     MARGIN,
     NOISE_BOUND,
@@ -210,14 +210,15 @@ def _run(
         work = working_copy(x, param_name)  # first: refuses a ragged list before asarray sees it
         dtype = str(x.dtype) if isinstance(x, np.ndarray) else str(np.asarray(x).dtype)
     else:
-        # The pipeline reads a float64 host copy of the point; for a torch CPU tensor in
-        # float64 that is the very memory the loss's tensor shares, moved in place.
-        if ws.shared and ws.dtype == np.float64:
+        # The pipeline reads a float64 host copy of the point: the workspace's own host array
+        # in float64 (for a torch CPU tensor the very memory the loss's tensor shares, moved in
+        # place; for a device array a spare copy that nothing else reads).
+        if ws.dtype == np.float64:
             work = ws.host
         else:
             work = np.array(ws.base, dtype=np.float64, order="C", copy=True)
         dtype = ws.info.dtype
-        analytical = host_array(analytical)
+        analytical = host_view(analytical)  # gradient_array copies it where small
     grad = gradient_array(analytical, work.shape, "analytical gradient")
     if config.vectorized == "vmap" and (ws is None or ws.info.kind not in ("torch", "jax")):
         lib = "a numpy" if ws is None else f"a {ws.info.kind}"
