@@ -1,4 +1,5 @@
-"""Points for ``vectorized=True`` and ``executor=`` are built by the framework, on the device.
+"""Framework points: built on the device for ``vectorized=True`` and ``executor=``, and the
+caller's own kind of array in ``numerical_gradient`` and ``directional_derivative``.
 
 A torch or JAX parameter checked with a vectorized loss gets batches built from the base on
 the device (the base repeated, one coordinate scattered into each row); over an executor each
@@ -6,7 +7,7 @@ task moves its copy of the point to the device once, then moves single coordinat
 No evaluation copies a whole point from the host: the tests count the host-to-device
 transfers of whole points (:func:`verigrad._backend._to_device`, which every such transfer
 goes through) and find them independent of the number of evaluations. Verdicts and numbers
-stay numpy's.
+stay numpy's. CuPy runs where it and a GPU are present.
 """
 
 from __future__ import annotations
@@ -58,10 +59,20 @@ def _jax(x64: bool) -> Lib:
     return Lib("jax-x64" if x64 else "jax", "jax", jax.numpy.asarray, x64, context)
 
 
+def _cupy() -> Lib:
+    cupy = pytest.importorskip("cupy")
+    try:
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # pragma: no cover - cupy installed without a GPU
+        pytest.skip("CuPy has no GPU here")
+    return Lib("cupy", "cupy", cupy.asarray, True)
+
+
 LIBS: dict[str, Callable[[], Lib]] = {
     "torch": _torch,
     "jax": lambda: _jax(False),
     "jax-x64": lambda: _jax(True),
+    "cupy": _cupy,
 }
 
 
@@ -410,6 +421,26 @@ class TestPublicEstimators:
         expected = 2 * (x @ weights) @ weights.T
         np.testing.assert_allclose(g.numpy(), expected.numpy(), rtol=1e-2, atol=1e-2)
 
+    def test_numerical_gradient_is_the_callers_kind(self, lib: Lib) -> None:
+        """Every library: the gradient comes back as that library's array, on x's device,
+        in the working precision."""
+        import array_api_compat
+
+        x0 = point(7, seed=10)
+        x = lib.make(x0)
+        kinds: set[str] = set()
+
+        def loss(w: Any) -> Any:
+            kinds.add(array_kind(w))
+            return (w**3).sum()
+
+        g = vg.numerical_gradient(loss, x)
+        assert kinds == {lib.kind}
+        assert array_kind(g) == lib.kind
+        assert array_api_compat.device(g) == array_api_compat.device(x)
+        assert str(g.dtype).removeprefix("torch.") == ("float64" if lib.float64 else "float32")
+        np.testing.assert_allclose(host_array(g), 3 * x0**2, rtol=1e-8 if lib.float64 else 2e-3)
+
     def test_numerical_gradient_jax(self, lib: Lib) -> None:
         if lib.kind != "jax":
             pytest.skip("JAX only")
@@ -440,6 +471,12 @@ class TestPublicEstimators:
             def loss(w: Any) -> Any:
                 kinds.add(array_kind(w))
                 return w.pow(3).sum()
+
+        elif lib.kind == "cupy":
+
+            def loss(w: Any) -> Any:
+                kinds.add(array_kind(w))
+                return (w**3).sum()
 
         else:
 

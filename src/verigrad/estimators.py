@@ -1,8 +1,10 @@
 """Finite-difference estimates of a gradient: step rules and difference schemes.
 
-Pure numpy, no logging, no results: the functions here take a scalar function and a point and
-return numbers. The public helpers :func:`numerical_gradient` and :func:`directional_derivative`
-are thin wrappers over the same machinery the checks use.
+No logging, no results: the functions here take a scalar function and a point and return
+numbers, computed in numpy. The public helpers :func:`numerical_gradient` and
+:func:`directional_derivative` are thin wrappers over the same machinery the checks use; for a
+torch, JAX or CuPy point they evaluate the function on that library's arrays, through the
+checks' own evaluator and workspace (:mod:`._evaluate`, :mod:`._backend`).
 """
 
 from __future__ import annotations
