@@ -179,17 +179,20 @@ def _along_chunk(f: ScalarLoss, work: FloatArray, pairs: list[Along]) -> list[fl
 
 
 def _device_along_chunk(task: _DeviceTask, work: FloatArray, pairs: list[Along]) -> list[float]:
-    """:func:`_along_chunk` for a framework parameter: the point and each direction move to
-    the device once per task, and ``x + t u`` is built there."""
+    """:func:`_along_chunk` for a framework parameter: the point moves to the device once per
+    task, each direction once per run of pairs along it (only the one in use is kept: each is
+    as large as the parameter), and ``x + t u`` is built there."""
     ws = task.remote.at(work)
-    moved: dict[int, tuple[Any, Any]] = {}
+    last: Any = None
+    moved: Any = None
     out: list[float] = []
     for u, t in pairs:
-        hit = moved.get(id(u))
-        if hit is None:
+        if u is not last:
+            moved = None  # freed before the next one is built
             host = u.array(work) if isinstance(u, Direction) else u
-            hit = moved[id(u)] = (u, ws.direction(host))
-        out.append(task.call(ws.along(hit[1], t)))
+            last, moved = u, ws.direction(host)
+            del host
+        out.append(task.call(ws.along(moved, t)))
     return out
 
 
