@@ -47,6 +47,27 @@ class TestBudget:
         assert stats.overhead == pytest.approx(0.1, rel=0.2)
         assert stats.checks - checks_fast > 3 * checks_fast
 
+    @pytest.mark.parametrize("budget", [0.05, 0.2])
+    def test_the_share_stays_within_the_budget_whenever_a_check_ends(
+        self, clock: FakeClock, budget: float
+    ) -> None:
+        """Checks of equal cost: right after each check after the first (which no budget
+        allowed), checks have taken at most the budget's share of the time since the first
+        check, and not one check's worth more (the first check is paid back too)."""
+        grad = make(clock, budget)
+        w = np.linspace(-1.0, 1.0, 10)
+        shares = []
+        with capture_logs():
+            for _ in range(3_000):
+                clock.now += 0.010
+                before = grad.verigrad.stats.checks
+                grad(w)
+                stats = grad.verigrad.stats
+                if stats.checks > max(before, 1):
+                    shares.append(stats.overhead)
+        assert len(shares) >= 3
+        assert max(shares) <= 1.02 * budget
+
     def test_first_checks_are_not_skipped(self, clock: FakeClock) -> None:
         """first=5 checks the first five calls, whatever the budget says."""
         grad = make(clock, 0.01, first=5)

@@ -151,8 +151,10 @@ class Budget:
     """A cap on the share of wall time that checks take: the time policy.
 
     After a check that took ``c`` seconds, the next sampled check may start once the run has
-    spent ``c (1/b - 1)`` more seconds outside checks, so that checks take about a fraction
-    ``b`` of the wall time. That wait is turned into a number of calls at the time per call
+    spent ``c (1/b - 1)`` more seconds outside checks, and once all checks so far plus one more
+    of ``c`` would take at most the fraction ``b`` of the wall time since the first check: the
+    share stays at most ``b`` whenever a check ends, as long as checks cost what the last one
+    did. That wait is turned into a number of calls at the time per call
     measured so far, so the unchecked path stays one integer comparison; when that call comes
     and the clock says it is still too early, the check is pushed back again.
 
@@ -180,8 +182,19 @@ class Budget:
         return False
 
     def spent(self, i: int, seconds: float, now: float, t0: float, check_time: float) -> None:
-        """Call ``i``'s check took ``seconds`` (ending ``now``): schedule the next one."""
-        self._allowed_at = now + seconds * (1.0 / self.fraction - 1.0)
+        """Call ``i``'s check took ``seconds`` (ending ``now``): schedule the next one.
+
+        ``check_time`` (this check included) is all checks' time since ``t0``. The next check
+        waits ``seconds (1/b - 1)`` after this one, and until the run's total would stay
+        within the fraction ``b`` were it to cost as much as this one did: the first check of a
+        run, which no budget allowed, is paid back too, and a long pause without calls earns
+        no burst of checks afterwards.
+        """
+        b = self.fraction
+        self._allowed_at = max(
+            now + seconds * (1.0 / b - 1.0),
+            t0 + (check_time + seconds) / b - seconds,
+        )
         if i > self._mark[0]:
             # Training since the last check: up to this check.
             self._rate = (now - seconds - self._mark[1]) / (i - self._mark[0])
