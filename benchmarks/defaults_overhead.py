@@ -11,9 +11,11 @@ Two full-batch gradient-descent runs, the same steps side by side in one process
 
 Each run is sized to take about ``--seconds`` undecorated. Bare and decorated runs alternate,
 ``--repeat`` times each, and the ratio of the medians is printed, with the decorated run's
-checks and ``stats.overhead``. The defaults check the first call, then keep checks within 5 %
-of the wall time (``budget=0.05``); the ratio should stay near 1.05 or below once a run is
-long against one check (about 20 checks' worth of training).
+checks and ``stats.overhead`` (the checks' own share of the decorated run's wall time, which
+other load on a shared machine does not blur as it blurs the ratio: runs of the same code
+vary by 10-20 % there). The defaults check the first call, then keep checks within 5 % of
+the wall time (``budget=0.05``); the ratio should stay near 1.05 or below once a run is long
+against one check (about 20 checks' worth of training).
 """
 
 from __future__ import annotations
@@ -133,9 +135,10 @@ def compare(
     ratio = statistics.median(decorated) / statistics.median(bare)
     print(
         f"{name:<34} n={p0.size:>6,}  {steps:>6} steps  bare {statistics.median(bare):6.2f} s  "
-        f"decorated {statistics.median(decorated):6.2f} s  ratio {ratio:5.3f}  "
+        f"decorated {statistics.median(decorated):6.2f} s  ratio {ratio:5.3f} "
+        f"(of minimums {min(decorated) / min(bare):5.3f})  "
         f"checks {statistics.median(checks):>4.0f}  stats.overhead "
-        f"{statistics.median(overheads):5.3f}"
+        f"{statistics.median(overheads):5.3f} (max {max(overheads):5.3f})"
     )
 
 
