@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import verigrad as vg
+from test_frameworks import _global_x64
 from verigrad import _backend, assert_gradient, check_gradient, verified_gradient
 from verigrad._backend import array_kind, host_array
 from verigrad.exceptions import GradientMismatchError
@@ -39,18 +40,6 @@ class Lib:
 def _torch() -> Lib:
     torch = pytest.importorskip("torch")
     return Lib("torch", "torch", torch.tensor, True)
-
-
-@contextlib.contextmanager
-def _global_x64() -> Iterator[None]:
-    import jax
-
-    before = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", before)
 
 
 def _jax(x64: bool) -> Lib:

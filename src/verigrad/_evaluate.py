@@ -27,6 +27,7 @@ from .estimators import (
     _note_batch,
     _note_coordinate,
     _shifted_on,
+    moves,
     run_tasks,
     shifted_values,
 )
@@ -119,13 +120,7 @@ def _shifted_device_batches(
     The offsets are those the working dtype stores (for float64, numpy's own)."""
     flat = work.reshape(-1)
     m = len(multipliers)
-    idx = np.asarray(indices, dtype=np.intp)
-    h = np.asarray(steps, dtype=np.float64)
-    base = flat[idx]
-    moved = base[:, None] + np.asarray(multipliers, dtype=np.float64)[None, :] * h[:, None]
-    if ws.dtype != np.float64:
-        moved = moved.astype(ws.dtype).astype(np.float64)
-    offsets = moved - base[:, None]
+    idx, moved, offsets = moves(flat, indices, steps, multipliers, ws.dtype)
     values = np.empty(moved.shape)
     total = moved.size
     if total == 0:

@@ -249,6 +249,26 @@ class BatchedLoss:
         return float(self.batch(x[None])[0])
 
 
+def moves(
+    flat: FloatArray,
+    indices: Sequence[int],
+    steps: Sequence[float],
+    multipliers: Sequence[float],
+    dtype: np.dtype[Any] | None = None,
+) -> tuple[np.ndarray, FloatArray, FloatArray]:
+    """For batched evaluation: the indices as an array, the moved values of coordinate
+    ``indices[k]`` by ``multipliers[j] * steps[k]`` (rounded to ``dtype`` when it is not
+    float64, as a point of that dtype stores them) and the offsets they make, both
+    ``(len(indices), len(multipliers))``."""
+    idx = np.asarray(indices, dtype=np.intp)
+    h = np.asarray(steps, dtype=np.float64)
+    base = flat[idx]
+    moved = base[:, None] + np.asarray(multipliers, dtype=np.float64)[None, :] * h[:, None]
+    if dtype is not None and dtype != np.float64:
+        moved = moved.astype(dtype).astype(np.float64)
+    return idx, moved, moved - base[:, None]
+
+
 def _shifted_batches(
     f: BatchedLoss,
     x: FloatArray,
@@ -268,11 +288,7 @@ def _shifted_batches(
     """
     flat = x.reshape(-1)
     m = len(multipliers)
-    idx = np.asarray(indices, dtype=np.intp)
-    h = np.asarray(steps, dtype=np.float64)
-    base = flat[idx]
-    moved = base[:, None] + np.asarray(multipliers, dtype=np.float64)[None, :] * h[:, None]
-    offsets = moved - base[:, None]
+    idx, moved, offsets = moves(flat, indices, steps, multipliers)
     values = np.empty(moved.shape)
     total = moved.size
     if total == 0:
