@@ -492,3 +492,37 @@ class TestValueReader:
             read(torch.tensor(True))
         assert read(torch.tensor(3)) == 3.0
         assert read(torch.nn.Parameter(torch.tensor(2.5))) == 2.5
+
+
+class TestSharedWorkspaceHoldsOneCopy:
+    """A torch CPU (or numpy) workspace holds one copy of the parameter: its base is a view of
+    the memory the point shares, and a moved coordinate is put back from the value it had."""
+
+    @pytest.mark.parametrize("kind", ["numpy", "torch"])
+    def test_base_is_the_point_s_memory(self, kind: str) -> None:
+        a = np.random.default_rng(0).normal(size=1000)
+        if kind == "torch":
+            torch = pytest.importorskip("torch")
+            x: Any = torch.tensor(a)
+        else:
+            x = a
+        ws = Workspace.of(x)
+        assert ws.shared
+        assert np.shares_memory(ws.base, ws.host)
+        assert not ws.base.flags.writeable
+        assert ws.host.flags.writeable
+
+    def test_set_twice_then_reset_restores_exactly(self) -> None:
+        torch = pytest.importorskip("torch")
+        a = np.random.default_rng(1).normal(size=50)
+        ws = Workspace.of(torch.tensor(a))
+        before = ws.host.copy()
+        ws.set(7, 1e300)
+        ws.set(7, -3.0)  # a second move of the same coordinate keeps the first saved value
+        assert float(ws.point[7]) == -3.0
+        ws.reset(7)
+        ws.reset(7)  # a reset with nothing moved changes nothing
+        np.testing.assert_array_equal(ws.host, before)
+        ws.set(3, 0.5)
+        ws.reset(3)
+        np.testing.assert_array_equal(ws.host, before)

@@ -430,25 +430,28 @@ class Workspace:
         self.info = info
         self.name = name
         self.dtype = host.dtype
-        self.base: FloatArray = host.copy()
-        self.base.setflags(write=False)
-        # A view, not a list of Python floats: a list would take 4x the parameter's memory.
-        self._base_flat: FloatArray = self.base.reshape(-1)
         self.host: FloatArray = host  # backs the point when `shared`
         self._host_flat = host.reshape(-1)
         self._xp: Any = None
+        self._moved = -1  # the coordinate :meth:`set` moved in `host`, and its value before
+        self._saved: Any = 0.0
         kind = info.kind
+        self.shared = kind == "numpy" or (kind == "torch" and info.on_host)
+        # Where the point shares host's memory, the base is a read-only view of host: every
+        # move is put back exactly (by reset, or by the pipeline's own loop), so a copy would
+        # only cost the parameter's bytes once more.
+        self.base: FloatArray = host.view() if self.shared else host.copy()
+        self.base.setflags(write=False)
+        # A view, not a list of Python floats: a list would take 4x the parameter's memory.
+        self._base_flat: FloatArray = self.base.reshape(-1)
         if kind == "numpy":
             self.point: Any = host
-            self.shared = True
-        elif kind == "torch" and info.on_host:
+        elif self.shared:
             torch = _lib("torch")
 
             self.point = torch.from_numpy(host)  # shares the memory of host
-            self.shared = True
         else:
             self.point = self.to_device(host)
-            self.shared = False
             if kind in ("torch", "cupy"):
                 self._dev_flat = self.point.reshape(-1)  # a view: point is contiguous
             else:
@@ -592,6 +595,8 @@ class Workspace:
         """
         kind = self.info.kind
         if self.shared:
+            if self._moved != i:
+                self._moved, self._saved = i, self._host_flat[i]
             self._host_flat[i] = value
             return self.point
         if kind == "jax":
@@ -603,7 +608,9 @@ class Workspace:
     def reset(self, i: int) -> None:
         """Put flat coordinate ``i`` back to its base value, exactly."""
         if self.shared:
-            self._host_flat[i] = float(self._base_flat[i])
+            if self._moved == i:
+                self._host_flat[i] = self._saved
+                self._moved = -1
         elif self.info.kind == "jax":
             self.point = self._dev_base
         else:
