@@ -68,6 +68,34 @@ class TestBudget:
         assert len(shares) >= 3
         assert max(shares) <= 1.02 * budget
 
+    def test_a_later_check_three_times_the_first_stays_within_the_budget(
+        self, clock: FakeClock
+    ) -> None:
+        """Checks later in a run cost more than the first (a full check near convergence takes
+        a closer look at many coordinates): the budget expects it, and the share stays within
+        the budget when that check ends."""
+        cost = [1e-3]
+
+        def loss(v: np.ndarray) -> float:
+            clock.now += cost[0]
+            return float(np.sum(v**2))
+
+        grad = vg.verified_gradient(loss=loss, budget=0.05, seed=0)(lambda v: 2 * v)
+        w = np.linspace(-1.0, 1.0, 10)
+        shares = []
+        with capture_logs():
+            for step in range(20_000):
+                clock.now += 0.001
+                before = grad.verigrad.stats.checks
+                grad(w)
+                if step == 0:
+                    cost[0] = 3e-3  # every later check costs three times the first
+                stats = grad.verigrad.stats
+                if stats.checks > max(before, 1):
+                    shares.append(stats.overhead)
+        assert len(shares) >= 3
+        assert max(shares) <= 1.02 * 0.05
+
     def test_first_checks_are_not_skipped(self, clock: FakeClock) -> None:
         """first=5 checks the first five calls, whatever the budget says."""
         grad = make(clock, 0.01, first=5)

@@ -236,7 +236,8 @@ class GradientChecker:
         # whatever happens inside, this thread's context is never changed (nothing to restore).
         result = contextvars.copy_context().run(self._check, i, point, loss_at, gradient, config)
         ended = _clock()
-        locked(self._lock, self._spent, i, ended - started + prepared, ended, trigger)
+        partial = result.checked_indices is not None
+        locked(self._lock, self._spent, i, ended - started + prepared, ended, trigger, partial)
         report(result, trigger=trigger, raises=bool(result.failed) and on_failure == "raise")
         if result.failed:
             self._fail(result, on_failure)
@@ -299,8 +300,8 @@ class GradientChecker:
         self._next_due = self._policy.next_due
         return trigger
 
-    def _spent(self, i: int, seconds: float, now: float, trigger: str) -> None:
-        self._policy.spent(i, seconds, now, trigger)
+    def _spent(self, i: int, seconds: float, now: float, trigger: str, partial: bool) -> None:
+        self._policy.spent(i, seconds, now, trigger, partial)
         self._next_due = self._policy.next_due
 
     def _record(self, result: CheckResult) -> None:
