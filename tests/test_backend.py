@@ -526,3 +526,12 @@ class TestSharedWorkspaceHoldsOneCopy:
         ws.set(3, 0.5)
         ws.reset(3)
         np.testing.assert_array_equal(ws.host, before)
+
+    def test_a_jax_workspace_holds_one_host_copy(self) -> None:
+        jax = pytest.importorskip("jax")
+        ws = Workspace.of(
+            jax.numpy.asarray(np.linspace(0.0, 1.0, 100, dtype=np.float32)), dtype="auto"
+        )
+        assert not ws.shared
+        assert np.shares_memory(ws.base, ws.host)
+        assert not ws.base.flags.writeable

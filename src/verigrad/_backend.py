@@ -439,8 +439,10 @@ class Workspace:
         self.shared = kind == "numpy" or (kind == "torch" and info.on_host)
         # Where the point shares host's memory, the base is a read-only view of host: every
         # move is put back exactly (by reset, or by the pipeline's own loop), so a copy would
-        # only cost the parameter's bytes once more.
-        self.base: FloatArray = host.view() if self.shared else host.copy()
+        # only cost the parameter's bytes once more. A JAX point never reads host again (its
+        # moves are made on the device copy), and the pipeline puts back whatever it moves
+        # in host: a view there too.
+        self.base: FloatArray = host.view() if self.shared or kind == "jax" else host.copy()
         self.base.setflags(write=False)
         # A view, not a list of Python floats: a list would take 4x the parameter's memory.
         self._base_flat: FloatArray = self.base.reshape(-1)
