@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import verigrad as vg
-from test_frameworks import _global_x64
+from test_frameworks import _as_on_a_device, _global_x64
 from verigrad import _backend, assert_gradient, check_gradient, verified_gradient
 from verigrad._backend import array_kind, host_array
 from verigrad.exceptions import GradientMismatchError
@@ -57,8 +57,14 @@ def _cupy() -> Lib:
     return Lib("cupy", "cupy", cupy.asarray, True)
 
 
+def _torch_as_device() -> Lib:
+    torch = pytest.importorskip("torch")
+    return Lib("torch-as-device", "torch", torch.tensor, True, _as_on_a_device)
+
+
 LIBS: dict[str, Callable[[], Lib]] = {
     "torch": _torch,
+    "torch-as-device": _torch_as_device,
     "jax": lambda: _jax(False),
     "jax-x64": lambda: _jax(True),
     "cupy": _cupy,

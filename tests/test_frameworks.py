@@ -85,6 +85,40 @@ def _jax(x64: bool) -> Lib:
     return Lib("jax-x64" if x64 else "jax", "jax", jax.numpy.asarray, x64, context)
 
 
+@contextlib.contextmanager
+def _as_on_a_device() -> Iterator[None]:
+    """Torch CPU tensors handled as a GPU's are (no shared host memory: points built and
+    moved on the "device", batches scattered there): the CUDA code paths, run on the CPU."""
+    from verigrad import _backend
+
+    real = _backend.ArrayInfo.on_host
+
+    def on_host(info: Any) -> bool:
+        return False if info.kind == "torch" else bool(real.fget(info))  # type: ignore[attr-defined]
+
+    _backend.ArrayInfo.on_host = property(on_host)  # type: ignore[assignment,method-assign]
+    try:
+        yield
+    finally:
+        _backend.ArrayInfo.on_host = real  # type: ignore[method-assign]
+
+
+def _torch_as_device() -> Lib:
+    torch = pytest.importorskip("torch")
+    return Lib("torch-as-device", "torch", torch.tensor, context=_as_on_a_device)
+
+
+def test_torch_as_device_takes_the_device_path() -> None:
+    """The pseudo-library above does what it says: no memory shared with a host array."""
+    torch = pytest.importorskip("torch")
+    from verigrad._backend import Workspace
+
+    with _as_on_a_device():
+        ws = Workspace.of(torch.tensor(np.arange(4.0)))
+    assert not ws.shared
+    assert Workspace.of(torch.tensor(np.arange(4.0))).shared
+
+
 def _cupy() -> Lib:
     cupy = pytest.importorskip("cupy")
     try:
@@ -98,6 +132,7 @@ LIBS: dict[str, Callable[[], Lib]] = {
     "numpy": lambda: Lib("numpy", "numpy", lambda a: np.array(a, copy=True)),
     "torch-cpu": lambda: _torch("cpu"),
     "torch-cuda": lambda: _torch("cuda"),
+    "torch-as-device": _torch_as_device,
     "jax": lambda: _jax(False),
     "jax-x64": lambda: _jax(True),
     "cupy": _cupy,
