@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from structlog.testing import capture_logs
@@ -24,6 +26,29 @@ def train(clock: FakeClock, grad, steps: int, step_cost: float) -> None:
         for _ in range(steps):
             clock.now += step_cost
             grad(w)
+
+
+def shares_after_checks(
+    clock: FakeClock,
+    grad,
+    steps: int,
+    step_cost: float,
+    after_first_call: Callable[[], None] | None = None,
+) -> list[float]:
+    """Train; ``stats.overhead`` right after each check but the first."""
+    w = np.linspace(-1.0, 1.0, 10)
+    shares = []
+    with capture_logs():
+        for step in range(steps):
+            clock.now += step_cost
+            before = grad.verigrad.stats.checks
+            grad(w)
+            if step == 0 and after_first_call is not None:
+                after_first_call()
+            stats = grad.verigrad.stats
+            if stats.checks > max(before, 1):
+                shares.append(stats.overhead)
+    return shares
 
 
 class TestBudget:
@@ -54,17 +79,7 @@ class TestBudget:
         """Checks of equal cost: right after each check after the first (which no budget
         allowed), checks have taken at most the budget's share of the time since the first
         check, and not one check's worth more (the first check is paid back too)."""
-        grad = make(clock, budget)
-        w = np.linspace(-1.0, 1.0, 10)
-        shares = []
-        with capture_logs():
-            for _ in range(3_000):
-                clock.now += 0.010
-                before = grad.verigrad.stats.checks
-                grad(w)
-                stats = grad.verigrad.stats
-                if stats.checks > max(before, 1):
-                    shares.append(stats.overhead)
+        shares = shares_after_checks(clock, make(clock, budget), 3_000, 0.010)
         assert len(shares) >= 3
         assert max(shares) <= 1.02 * budget
 
@@ -80,19 +95,11 @@ class TestBudget:
             clock.now += cost[0]
             return float(np.sum(v**2))
 
+        def costlier() -> None:
+            cost[0] = 3e-3  # every check after the first costs three times as much
+
         grad = vg.verified_gradient(loss=loss, budget=0.05, seed=0)(lambda v: 2 * v)
-        w = np.linspace(-1.0, 1.0, 10)
-        shares = []
-        with capture_logs():
-            for step in range(20_000):
-                clock.now += 0.001
-                before = grad.verigrad.stats.checks
-                grad(w)
-                if step == 0:
-                    cost[0] = 3e-3  # every later check costs three times the first
-                stats = grad.verigrad.stats
-                if stats.checks > max(before, 1):
-                    shares.append(stats.overhead)
+        shares = shares_after_checks(clock, grad, 20_000, 0.001, after_first_call=costlier)
         assert len(shares) >= 3
         assert max(shares) <= 1.02 * 0.05
 

@@ -12,63 +12,23 @@ stay numpy's. CuPy runs where it and a GPU are present.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pytest
 
+import test_frameworks as framework_libs
 import verigrad as vg
-from test_frameworks import _as_on_a_device, _global_x64
+from test_frameworks import Lib
 from verigrad import _backend, assert_gradient, check_gradient, verified_gradient
 from verigrad._backend import array_kind, host_array
 from verigrad.exceptions import GradientMismatchError
 
-
-@dataclass(frozen=True)
-class Lib:
-    name: str
-    kind: str
-    make: Callable[[np.ndarray], Any]
-    float64: bool
-    context: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext
-
-
-def _torch() -> Lib:
-    torch = pytest.importorskip("torch")
-    return Lib("torch", "torch", torch.tensor, True)
-
-
-def _jax(x64: bool) -> Lib:
-    jax = pytest.importorskip("jax")
-    context = _global_x64 if x64 else contextlib.nullcontext
-    return Lib("jax-x64" if x64 else "jax", "jax", jax.numpy.asarray, x64, context)
-
-
-def _cupy() -> Lib:
-    cupy = pytest.importorskip("cupy")
-    try:
-        cupy.cuda.runtime.getDeviceCount()
-    except Exception:  # pragma: no cover - cupy installed without a GPU
-        pytest.skip("CuPy has no GPU here")
-    return Lib("cupy", "cupy", cupy.asarray, True)
-
-
-def _torch_as_device() -> Lib:
-    torch = pytest.importorskip("torch")
-    return Lib("torch-as-device", "torch", torch.tensor, True, _as_on_a_device)
-
-
-LIBS: dict[str, Callable[[], Lib]] = {
-    "torch": _torch,
-    "torch-as-device": _torch_as_device,
-    "jax": lambda: _jax(False),
-    "jax-x64": lambda: _jax(True),
-    "cupy": _cupy,
-}
+# The frameworks of the contract tests (test_frameworks.py), numpy aside: this file is about
+# points built on a device.
+LIBS = {name: make for name, make in framework_libs.LIBS.items() if name != "numpy"}
 
 
 @pytest.fixture(params=list(LIBS))
