@@ -1,6 +1,8 @@
 """What the decorator's defaults cost a training run: decorated with no options vs. undecorated.
 
-Run by hand (never in the test suite):  python benchmarks/defaults_overhead.py [--seconds S]
+Run by hand (never in the test suite):
+
+    python benchmarks/defaults_overhead.py [--seconds S] [--repeat R] [--clock wall|cpu]
 
 Two full-batch gradient-descent runs, the same steps side by side in one process:
 
@@ -96,15 +98,22 @@ def softmax_grad(W: np.ndarray, X: np.ndarray, labels: np.ndarray) -> np.ndarray
 # -- the runs -------------------------------------------------------------------------------------
 
 
+#: The clock the runs are timed with: wall time, or with ``--clock cpu`` this process's CPU
+#: time (other processes' load on a shared machine does not enter it; run with one BLAS
+#: thread, OPENBLAS_NUM_THREADS=1, so that it counts what the wall clock would on a quiet one).
+CLOCK: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+clock = time.perf_counter
+
+
 def train(
     grad: Callable[..., np.ndarray], p0: np.ndarray, data: tuple[Any, ...], steps: int, lr: float
 ) -> float:
-    """Gradient descent for ``steps`` steps; the wall time in seconds."""
+    """Gradient descent for ``steps`` steps; the time in seconds on :data:`clock`."""
     p = p0.copy()
-    start = time.perf_counter()
+    start = clock()
     for _ in range(steps):
         p -= lr * grad(p, *data)
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def compare(
@@ -146,10 +155,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="length of one bare run")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each kind")
+    parser.add_argument(
+        "--clock", choices=sorted(CLOCK), default="wall", help="time runs by wall or CPU time"
+    )
     args = parser.parse_args()
+    global clock
+    clock = CLOCK[args.clock]
     print(
         f"verigrad {verigrad.__version__}: decorator defaults vs no decorator, "
-        f"ratio of medians over {args.repeat} runs each"
+        f"ratio of medians over {args.repeat} runs each ({args.clock} time)"
     )
     X, Y = net_data()
     p_net = np.random.default_rng(1).normal(scale=0.3, size=N_PARAMS_NET)
