@@ -308,3 +308,57 @@ def test_a_leaf_hint_names_the_leaves_of_the_wrong_coordinates() -> None:
     assert r.hint() == "the gradient of a is wrong; the others agree"
     noisy = dataclasses.replace(r, leaf_errors=(("a", 0.5), ("b", 10 * r.threshold)))
     assert noisy.hint() == "the gradient of a is wrong; the others agree"
+
+
+class TestHintsOfPartialChecks:
+    """A large parameter is checked along random directions and at a sample of coordinates:
+    the hint speaks of what was checked, not of the whole parameter."""
+
+    N = 5_000
+
+    def _check(self, wrong: Callable[[np.ndarray], np.ndarray]) -> vg.CheckResult:
+        rng = np.random.default_rng(0)
+        a, x = rng.normal(size=self.N), rng.normal(size=self.N)
+        result = vg.check_gradient(lambda w: float(0.5 * np.sum(a * w * w)), x, wrong(a * x))
+        assert result.checked_indices is not None
+        assert result.verdict == "mismatch", result.summary()
+        return result
+
+    @pytest.mark.parametrize(
+        ("scale", "says"), [(-1.0, "a flipped sign"), (0.5, "a missing factor of 2")]
+    )
+    def test_a_scaled_gradient_is_named(self, scale: float, says: str) -> None:
+        """It used to say "only 40 of 5000 coordinates disagree": all 40 checked did."""
+        result = self._check(lambda g: scale * g)
+        hint = result.hint()
+        assert hint is not None
+        assert f"analytical = {scale:.4g} x numerical in every coordinate checked" in hint
+        assert f"({result.n_checked} of {self.N})" in hint
+        assert hint.endswith(says)
+        assert f"of the {result.n_checked} coordinates checked one by one (of {self.N})" in (
+            result.summary()
+        )
+
+    def test_one_wrong_coordinate_is_one_of_those_checked(self) -> None:
+        def one_wrong(g: np.ndarray) -> np.ndarray:
+            g = g.copy()
+            g[7] = 0.0
+            return g
+
+        result = self._check(one_wrong)
+        hint = result.hint()
+        assert hint == (
+            f"only 1 of the {result.n_checked} coordinates checked one by one disagree ([7]): "
+            "look at the code that computes those entries"
+        )
+
+    def test_half_the_parameter_scaled_is_no_scale(self) -> None:
+        """The coordinates checked and the directions must all fit one factor."""
+
+        def half(g: np.ndarray) -> np.ndarray:
+            g = g.copy()
+            g[: self.N // 2] *= 0.5
+            return g
+
+        hint = self._check(half).hint()
+        assert hint is None or "every coordinate" not in hint

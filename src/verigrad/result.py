@@ -12,9 +12,12 @@ import numpy as np
 
 from ._tree import Tree
 from ._typing import FAILURES, Epsilon, FloatArray, Method, Verdict
-from .compare import Coordinate, scale_factor
+from .compare import MARGIN, Coordinate, scale_factor
 
 __all__ = ["CheckResult"]
+
+#: A partial check names a scale error from at least this many coordinates checked one by one.
+MIN_SCALE_SAMPLE = 8
 
 
 @dataclass(frozen=True, kw_only=True, eq=False, repr=False)
@@ -299,12 +302,13 @@ class CheckResult:
             more = f" and {len(self.kinks) - 8} more" if len(self.kinks) > 8 else ""
             lines.append(f"  kinks at {shown}{more}")
         if self.worst:
+            of = f"{self.size} coordinates"
+            if self._partial:
+                of = f"the {self.n_checked} coordinates checked one by one (of {self.size})"
             if self.verdict == "mismatch":
-                lines.append(
-                    f"  {self.n_mismatched} of {self.size} coordinates disagree; worst first:"
-                )
+                lines.append(f"  {self.n_mismatched} of {of} disagree; worst first:")
             else:
-                lines.append(f"  largest discrepancies of {self.size} coordinates:")
+                lines.append(f"  largest discrepancies of {of}:")
             lines.extend("    " + row for row in self._table())
         hint = self.hint()
         if hint:
@@ -376,21 +380,47 @@ class CheckResult:
             return (
                 "the analytical gradient is all zeros: a missing term or a gradient never filled in"
             )
-        # A scale fits "every coordinate" only when every coordinate was estimated.
+        # A scale fits "every coordinate" when every coordinate estimated fits it (all of them,
+        # or, for a partial check, a sample of them and every random direction too).
         num, ana = self._estimated(0, self.size)
-        fit = scale_factor(num, ana) if num.size == self.size else None
+        total = self.n_checked if self._partial and self.n_checked is not None else self.size
+        fit = None
+        if num.size == total and (not self._partial or num.size >= MIN_SCALE_SAMPLE):
+            fit = scale_factor(num, ana)
         if fit is not None:
             c, residual = fit
-            if residual <= self.threshold:
-                return _scale_hint(c)
-        if self.size > 1 and 0 < self.n_mismatched <= max(1, self.size // 10):
+            if residual <= self.threshold and self._directions_scaled_by(c):
+                where = (
+                    f"every coordinate checked ({total} of {self.size})" if self._partial else ""
+                )
+                return _scale_hint(c, where or "every coordinate")
+        if total > 1 and 0 < self.n_mismatched <= max(1, total // 10):
             where = ", ".join(self.label(c.index) for c in self.worst[: self.n_mismatched])
             more = " ..." if self.n_mismatched > len(self.worst) else ""
+            of = f"the {total} coordinates checked one by one" if self._partial else None
             return (
-                f"only {self.n_mismatched} of {self.size} coordinates disagree ({where}{more}): "
+                f"only {self.n_mismatched} of {of or f'{total} coordinates'} disagree "
+                f"({where}{more}): "
                 "look at the code that computes those entries"
             )
         return None
+
+    @property
+    def _partial(self) -> bool:
+        """Whether only some coordinates were estimated one by one."""
+        return self.checked_indices is not None and (self.n_checked or 0) < self.size
+
+    def _directions_scaled_by(self, c: float) -> bool:
+        """Whether every random direction's derivative agrees with ``c`` times its numerical
+        estimate (within the threshold, or its error bar): a scale error shows along them."""
+        for numerical, analytical, error in self.directions:
+            if not (math.isfinite(numerical) and math.isfinite(error)):
+                continue
+            gap = abs(analytical - c * numerical)
+            allowed = self.threshold * (abs(analytical) + abs(c * numerical))
+            if gap > allowed + MARGIN * abs(c) * error:
+                return False
+        return True
 
     def _leaf_hint(self) -> str | None:
         assert self.tree is not None
@@ -486,8 +516,8 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.2f} s"
 
 
-def _scale_hint(c: float) -> str:
-    scaled = f"analytical = {c:.4g} x numerical in every coordinate"
+def _scale_hint(c: float, where: str = "every coordinate") -> str:
+    scaled = f"analytical = {c:.4g} x numerical in {where}"
     if abs(c + 1.0) < 1e-3:
         return f"{scaled}: a flipped sign"
     sign = "a flipped sign and " if c < 0 else ""
