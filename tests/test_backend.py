@@ -5,13 +5,11 @@ Each library's tests are skipped where it is not installed (CuPy and CUDA also n
 
 from __future__ import annotations
 
-import contextlib
 import pickle
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -20,6 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+import test_frameworks as framework_libs
+from test_frameworks import Lib
 from verigrad._backend import (
     Workspace,
     array_kind,
@@ -32,56 +32,11 @@ from verigrad._backend import (
 )
 from verigrad.exceptions import InvalidArgumentError, InvalidTypeError
 
-
-@dataclass(frozen=True)
-class Lib:
-    """How a test makes arrays of one library (from numpy) and reads them back."""
-
-    name: str
-    kind: str
-    make: Callable[[np.ndarray], Any]
-    x64: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext
-
-    def back(self, arr: Any) -> np.ndarray:
-        out = host_array(arr)
-        assert isinstance(out, np.ndarray)
-        return out
-
-
-def _numpy() -> Lib:
-    return Lib("numpy", "numpy", lambda a: np.array(a, copy=True))
-
-
-def _torch(device: str) -> Lib:
-    torch = pytest.importorskip("torch")
-    if device == "cuda" and not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
-    return Lib(f"torch-{device}", "torch", lambda a: torch.tensor(a, device=device))
-
-
-def _jax() -> Lib:
-    jax = pytest.importorskip("jax")
-    if not hasattr(jax, "enable_x64"):  # pragma: no cover - jax before 0.9
-        pytest.skip("this jax has no jax.enable_x64 context")
-
-    return Lib("jax", "jax", lambda a: jax.numpy.asarray(a), lambda: jax.enable_x64(True))
-
-
-def _cupy() -> Lib:
-    cupy = pytest.importorskip("cupy")
-    try:
-        cupy.cuda.runtime.getDeviceCount()
-    except Exception:  # pragma: no cover - cupy installed without a GPU
-        pytest.skip("CuPy has no GPU here")
-    return Lib("cupy", "cupy", lambda a: cupy.asarray(a))
-
-
-LIBS: dict[str, Callable[[], Lib]] = {
-    "numpy": _numpy,
-    "torch-cpu": lambda: _torch("cpu"),
-    "torch-cuda": lambda: _torch("cuda"),
-    "jax": _jax,
-    "cupy": _cupy,
+# The libraries of the contract tests (test_frameworks.py), each test entering the library's
+# context (float64 for JAX) only where it needs it.
+LIBS = {
+    name: framework_libs.LIBS[name]
+    for name in ("numpy", "torch-cpu", "torch-cuda", "jax-x64", "cupy")
 }
 
 
@@ -94,7 +49,7 @@ def lib(request: pytest.FixtureRequest) -> Lib:
 @pytest.fixture
 def x64(lib: Lib) -> Iterator[None]:
     """float64 enabled where the library needs it (JAX)."""
-    with lib.x64():
+    with lib.context():
         yield
 
 
@@ -282,7 +237,7 @@ class TestWorkspace:
     @given(a=finite64)
     def test_round_trip_is_bit_for_bit(self, lib: Lib, a: np.ndarray) -> None:
         """The working copy holds the parameter's values bit for bit."""
-        with lib.x64():
+        with lib.context():
             ws = Workspace.of(lib.make(a))
             assert bits(lib.back(ws.point)) == bits(a)
             assert bits(ws.base) == bits(a)
@@ -296,7 +251,7 @@ class TestWorkspace:
     def test_set_moves_only_coordinate_i(self, lib: Lib, a: np.ndarray, data: Any) -> None:
         """``set(i, v)`` changes coordinate i only, ``reset(i)`` restores it exactly, and the
         caller's array never changes."""
-        with lib.x64():
+        with lib.context():
             x = lib.make(a)
             ws = Workspace.of(x)
             i = data.draw(st.integers(0, a.size - 1))
